@@ -1,0 +1,1 @@
+"""Cohort definitions as data, compiled to SQL and run on DuckDB (never imports hail)."""

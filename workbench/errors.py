@@ -1,0 +1,30 @@
+"""The workbench's errors: one base class, a few subclasses, each message with a hint.
+
+>>> err = ReleaseError("table 'person' is missing", hint="rebuild the release")
+>>> print(err)
+table 'person' is missing
+Hint: rebuild the release
+"""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base class of every error the workbench raises for bad input or bad data."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(message if hint is None else f"{message}\nHint: {hint}")
+
+
+class UsageError(WorkbenchError):
+    """A bad argument to a command or function (negative size, unwritable path...)."""
+
+
+class ReleaseError(WorkbenchError):
+    """A release on disk does not match its manifest (missing file, checksum, schema)."""
+
+
+class EnvironmentProblem(WorkbenchError):
+    """Something the machine lacks (Java, memory, a package)."""
