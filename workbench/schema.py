@@ -112,7 +112,7 @@ TABLES: dict[str, pa.Schema] = {
         ("resting_hr", _i), ("active_minutes", _i),
     ),
     "wearable_intraday_hr": _schema(
-        ("person_id", _id), ("ts", pa.timestamp("s")), ("heart_rate", _i),
+        ("person_id", _id), ("ts", pa.timestamp("ms")), ("heart_rate", _i),
     ),
     # --- governance --------------------------------------------------------------
     "consent": _schema(

@@ -26,7 +26,7 @@ KCD7_CODES = {"E11.9", "I10", "E78.5", "N18.9", "J06.9"}
 
 # minor complaints: code, yearly rate (adult), rate multiplier for children, inpatient share
 MINOR = (("J06.9", 0.8, 2.5, 0.0), ("K29.7", 0.3, 0.3, 0.0), ("M54.5", 0.25, 0.1, 0.0),
-         ("J18.9", 0.03, 1.0, 0.4))
+         ("J18.9", 0.006, 1.0, 0.4))
 
 # disease -> treatments: (ATC, probability, start delay in years (lo, hi), first allowed day)
 TREATMENTS: dict[str, tuple[tuple[str, float, tuple[float, float], int], ...]] = {

@@ -60,7 +60,8 @@ _DEATH_HR = {"t2d": 1.5, "ckd": 2.0, "mi": 2.0, "stroke": 2.0, "hf": 3.0, "copd"
              "stomach_ca": 3.0, "colon_ca": 2.5, "lung_ca": 8.0, "liver_ca": 8.0,
              "breast_ca": 1.8, "prostate_ca": 1.5, "thyroid_ca": 1.05, "dementia": 3.0}
 _CANCERS = [d.name for d in DISEASES if d.kind == "cancer"]
-_OTHER_CAUSES = (("J18.9", 0.3), ("I25.1", 0.15), ("J44.9", 0.1), ("R99", 0.45))
+_OTHER_CAUSES = (("J18.9", 0.22), ("I25.1", 0.2), ("J44.9", 0.08), ("I50.9", 0.1),
+                 ("E11.9", 0.08), ("N18.9", 0.05), ("G30.9", 0.1), ("R99", 0.17))
 
 
 @dataclass

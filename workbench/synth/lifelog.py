@@ -84,6 +84,6 @@ def intraday_hr_table(pop: Population, periods: tuple, rng: np.random.Generator)
     hr = rest + np.where(awake, 14, -4) + burst * rng.uniform(20, 60, len(i)) \
         + rng.normal(0, 3, len(i))
     return pa.table({
-        "person_id": pop.person_id[i], "ts": pa.array(ts, type=pa.timestamp("s")),
+        "person_id": pop.person_id[i], "ts": pa.array(ts * 1000, type=pa.timestamp("ms")),
         "heart_rate": np.clip(hr, 35, 200).astype(np.int32),
     }).cast(TABLES["wearable_intraday_hr"])

@@ -1,0 +1,64 @@
+"""Small-cell policy: every count that leaves the workbench passes through here.
+
+Counts from 1 to ``threshold - 1`` are replaced by :data:`SUPPRESSED`, a distinct value
+(not 0, not NaN) that prints as ``"< k"``. Zero is shown: it reveals no person. When a
+group of cells has exactly one suppressed cell, the smallest other non-zero cell is
+suppressed too (complementary suppression), so a total cannot give it back by subtraction.
+
+>>> policy = SmallCellPolicy(threshold=20)
+>>> policy.counts([0, 5, 30, 400])
+[0, Suppressed(k=20), Suppressed(k=20), 400]
+>>> policy.format(policy.count(7))
+'< 20'
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+DEFAULT_THRESHOLD = int(os.environ.get("WORKBENCH_SMALL_CELL", "20"))
+
+
+@dataclass(frozen=True)
+class Suppressed:
+    """A count hidden by the small-cell policy; the true value lies in 1..k-1."""
+
+    k: int
+
+    def __str__(self) -> str:
+        return f"< {self.k}"
+
+
+SUPPRESSED = Suppressed(DEFAULT_THRESHOLD)
+
+Cell = int | Suppressed
+
+
+@dataclass(frozen=True)
+class SmallCellPolicy:
+    """Threshold k: counts 1..k-1 are never shown (All of Us uses 20)."""
+
+    threshold: int = DEFAULT_THRESHOLD
+
+    def count(self, n: int) -> Cell:
+        """One count, suppressed if 0 < n < threshold."""
+        return Suppressed(self.threshold) if 0 < n < self.threshold else int(n)
+
+    def counts(self, values: Sequence[int]) -> list[Cell]:
+        """A group of counts (e.g. one row of a table) with complementary suppression."""
+        cells = [self.count(int(v)) for v in values]
+        hidden = [i for i, c in enumerate(cells) if isinstance(c, Suppressed)]
+        if len(hidden) == 1:
+            shown = [(int(values[i]), i) for i, c in enumerate(cells)
+                     if not isinstance(c, Suppressed) and c > 0]
+            if shown:
+                cells[min(shown)[1]] = Suppressed(self.threshold)
+        return cells
+
+    def format(self, cell: Cell) -> str:
+        return str(cell) if isinstance(cell, Suppressed) else f"{cell:,}"
+
+    def is_suppressed(self, cell: Cell) -> bool:
+        return isinstance(cell, Suppressed)

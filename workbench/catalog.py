@@ -1,0 +1,235 @@
+"""The release catalog: a read-only DuckDB connection with one view per table, verified.
+
+``open(release_dir)`` checks the release against its ``manifest.json`` before any query:
+every listed file is present with the recorded sha256, every table's Parquet schema has
+exactly the expected columns and types, no unlisted Parquet file lies in the release. Each
+failure is a :class:`~workbench.errors.ReleaseError` naming the table or file and what to
+do. Checksums of unchanged files (same size and mtime) are remembered in the workbench
+cache so later opens are instant.
+
+>>> import tempfile, pathlib
+>>> from workbench.synth.build import build_release
+>>> rel = pathlib.Path(tempfile.mkdtemp()) / "r"
+>>> _ = build_release(rel, persons=200, genotyped=0, variants=0, seed=3, progress=False)
+>>> with open(rel) as cat:
+...     cat.sql("select count(*) from person").fetchone()[0]
+200
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import duckdb
+import pyarrow.parquet as pq
+from sqlglot import exp
+
+from workbench.errors import ReleaseError
+from workbench.manifest import MANIFEST, read_manifest, sha256_file
+from workbench.schema import SCHEMA_VERSION, TABLES
+
+Verify = Literal["cached", "full", "none"]
+
+
+def cache_dir() -> Path:
+    """The workbench cache: $WORKBENCH_CACHE, else ~/.cache/biobank-workbench."""
+    root = os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "biobank-workbench"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass
+class Catalog:
+    """An opened, verified release. Use as a context manager or call ``close()``."""
+
+    path: Path
+    manifest: dict[str, Any]
+    connection: duckdb.DuckDBPyConnection
+    tables: list[str] = field(default_factory=list)
+
+    @property
+    def release_id(self) -> str:
+        return self.manifest["release_id"]
+
+    def sql(self, query: str, params: Any = None) -> duckdb.DuckDBPyRelation:
+        """Run a query on the release's views (read-only)."""
+        if params is None:
+            return self.connection.sql(query)
+        return self.connection.execute(query, params)
+
+    def has(self, table: str) -> bool:
+        return table in self.tables
+
+    def file(self, rel: str) -> Path:
+        """Absolute path of a non-table file listed in the manifest (e.g. the VCF)."""
+        if rel not in self.manifest.get("files", {}):
+            raise ReleaseError(f"release {self.path} has no file {rel!r}",
+                               hint="this release was built without genotypes")
+        return self.path / rel
+
+    def close(self) -> None:
+        self.connection.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open(release_dir: Path | str, *, verify: Verify = "cached") -> Catalog:  # noqa: A001
+    """Verify a release against its manifest and open it read-only (see module docstring).
+
+    ``verify``: "cached" (default) re-hashes only files whose size or mtime changed since
+    they were last verified; "full" re-hashes everything; "none" skips checksums (schemas
+    and presence are always checked).
+    """
+    root = Path(release_dir).resolve()
+    manifest = load_manifest(root)
+    tables = check_release(root, manifest, verify=verify)
+    db = _view_database(root, manifest, tables)
+    con = duckdb.connect(str(db), read_only=True)
+    return Catalog(root, manifest, con, tables)
+
+
+def load_manifest(root: Path) -> dict[str, Any]:
+    if not root.is_dir():
+        raise ReleaseError(f"release directory {root} does not exist",
+                           hint="build one with `workbench release synth --out DIR`")
+    if not (root / MANIFEST).is_file():
+        raise ReleaseError(f"{root} has no {MANIFEST}; it is not a release directory",
+                           hint="point at the directory that `workbench release synth` wrote")
+    try:
+        manifest = read_manifest(root)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ReleaseError(f"{root / MANIFEST} is not valid JSON ({e})",
+                           hint="the manifest is corrupt; rebuild or restore the release") from e
+    for key in ("release_id", "schema_version", "tables"):
+        if key not in manifest:
+            raise ReleaseError(f"{root / MANIFEST} lacks the key {key!r}",
+                               hint="the manifest is incomplete; rebuild the release")
+    major = str(manifest["schema_version"]).split(".")[0]
+    if major != SCHEMA_VERSION.split(".")[0]:
+        raise ReleaseError(
+            f"release schema version {manifest['schema_version']} is not supported "
+            f"(this workbench reads {SCHEMA_VERSION})",
+            hint="rebuild the release with this workbench version")
+    return manifest
+
+
+def check_release(root: Path, manifest: dict[str, Any], *, verify: Verify = "cached") -> list[str]:
+    """All checks of the module docstring; returns the names of the tables present."""
+    listed = manifest["tables"]
+    unknown = sorted(set(listed) - set(TABLES))
+    if unknown:
+        raise ReleaseError(f"manifest lists unknown table(s) {', '.join(unknown)}",
+                           hint="the release was made by a newer workbench; upgrade")
+    for name, entry in listed.items():
+        path = root / entry["path"]
+        if not path.is_file():
+            raise ReleaseError(f"table {name!r}: file {entry['path']} is missing from {root}",
+                               hint="the release is incomplete; rebuild or restore it")
+        _check_schema(name, path)
+    for rel in manifest.get("files", {}):
+        if not (root / rel).is_file():
+            raise ReleaseError(f"file {rel} listed in the manifest is missing from {root}",
+                               hint="the release is incomplete; rebuild or restore it")
+    expected = {e["path"] for e in listed.values()}
+    extra = sorted(str(p.relative_to(root)) for p in root.rglob("*.parquet")
+                   if str(p.relative_to(root)) not in expected)
+    if extra:
+        raise ReleaseError(f"{root} holds Parquet file(s) not in its manifest: {', '.join(extra)}",
+                           hint="remove them, or rebuild the release so the manifest lists them")
+    if verify != "none":
+        _check_checksums(root, manifest, full=verify == "full")
+    return sorted(listed)
+
+
+def _check_schema(name: str, path: Path) -> None:
+    try:
+        found = pq.read_schema(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise ReleaseError(f"table {name!r}: {path} is not a readable Parquet file ({e})",
+                           hint="the file is damaged; rebuild or restore the release") from e
+    want = TABLES[name]
+    missing = [f.name for f in want if f.name not in found.names]
+    extra = [n for n in found.names if n not in want.names]
+    wrong = [f"{f.name} is {found.field(f.name).type}, expected {f.type}" for f in want
+             if f.name in found.names and found.field(f.name).type != f.type]
+    problems = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + \
+               ([f"unexpected column(s) {', '.join(extra)}"] if extra else []) + wrong
+    if problems:
+        raise ReleaseError(f"table {name!r} ({path.name}): " + "; ".join(problems),
+                           hint="the file does not match schema "
+                                f"{SCHEMA_VERSION}; rebuild the release or fix the loader")
+
+
+def _check_checksums(root: Path, manifest: dict[str, Any], *, full: bool) -> None:
+    entries = [(f"table {n!r}", e["path"], e["sha256"]) for n, e in manifest["tables"].items()]
+    entries += [(f"file {rel}", rel, e["sha256"]) for rel, e in manifest.get("files", {}).items()]
+    memo_path = cache_dir() / "verified-checksums.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        memo = {}
+    changed = False
+    for what, rel, want in entries:
+        path = root / rel
+        st = path.stat()
+        key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+        got = memo.get(key) if not full else None
+        if got is None:
+            got = sha256_file(path)
+            memo[key] = got
+            changed = True
+        if got != want:
+            raise ReleaseError(
+                f"{what}: checksum mismatch for {rel} (manifest {want[:12]}..., "
+                f"file {got[:12]}...)",
+                hint="the file changed after the release was built; restore it or rebuild")
+    if changed:
+        _write_atomic(memo_path, json.dumps(memo))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _view_database(root: Path, manifest: dict[str, Any], tables: builtins.list[str]) -> Path:
+    """A small DuckDB file holding only views over the release's Parquet files."""
+    key = hashlib.sha256(f"{root}|{manifest['release_id']}|{tables}".encode()).hexdigest()[:16]
+    db = cache_dir() / "catalogs" / f"{key}.duckdb"
+    if db.exists():
+        return db
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db.with_name(f"{db.stem}.{os.getpid()}.tmp.duckdb")
+    con = duckdb.connect(str(tmp))
+    try:
+        for name in tables:
+            path = root / manifest["tables"][name]["path"]
+            con.execute(_view_sql(name, path))
+    finally:
+        con.close()
+    os.replace(tmp, db)
+    return db
+
+
+def _view_sql(name: str, path: Path) -> str:
+    """CREATE VIEW name AS SELECT * FROM read_parquet('path'), built with sqlglot.
+
+    >>> _view_sql("person", Path("/r/it's/person.parquet"))
+    "CREATE VIEW person AS SELECT * FROM READ_PARQUET('/r/it''s/person.parquet')"
+    """
+    select = exp.select("*").from_(exp.func("read_parquet", exp.Literal.string(str(path))))
+    return exp.Create(this=exp.to_table(name), kind="VIEW", expression=select).sql("duckdb")

@@ -1,0 +1,141 @@
+"""The ``workbench`` command line.
+
+Errors from bad input print one line (``error: ...``, plus a ``hint:`` line where there is
+one) and exit with code 2 for bad arguments, 1 for bad data or environment.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from workbench.errors import UsageError, WorkbenchError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Research workbench for the national bio big-data resource.")
+release_app = typer.Typer(no_args_is_help=True, help="Build, inspect and report on releases.")
+app.add_typer(release_app, name="release")
+
+DEFAULT_RELEASE = Path("releases/default")
+DEFAULT_OUTPUTS = Path("outputs")
+
+
+def _fail(err: WorkbenchError) -> None:
+    typer.echo(f"error: {err.message}", err=True)
+    if err.hint:
+        typer.echo(f"hint: {err.hint}", err=True)
+    raise typer.Exit(2 if isinstance(err, UsageError) else 1)
+
+
+@release_app.command("synth")
+def release_synth(
+    out: Path = typer.Option(..., "--out", help="Directory to write the release to."),
+    persons: int = typer.Option(20_000, help="Number of persons."),
+    genotyped: int = typer.Option(5_000, help="Persons with whole genomes (VCF samples)."),
+    variants: int = typer.Option(20_000, help="Variants in the VCF."),
+    seed: int = typer.Option(42, help="Random seed; same arguments give identical files."),
+    force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Build a deterministic synthetic national release."""
+    from workbench.synth.build import build_release
+
+    try:
+        m = build_release(out, persons=persons, genotyped=genotyped, variants=variants,
+                          seed=seed, force=force, progress=not quiet and sys.stderr.isatty())
+    except WorkbenchError as e:
+        _fail(e)
+    typer.echo(f"release {m['release_id']} written to {out} "
+               f"({m['tables']['person']['rows']:,} persons)")
+
+
+@release_app.command("info")
+def release_info(
+    release: Path = typer.Argument(..., help="Release directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print the whole manifest as JSON."),
+    verify: bool = typer.Option(True, help="Verify files and checksums first."),
+) -> None:
+    """Print a release's manifest (verified against its files)."""
+    from workbench import catalog
+
+    try:
+        if verify:
+            with catalog.open(release) as cat:
+                manifest = cat.manifest
+        else:
+            manifest = catalog.load_manifest(release.resolve())
+    except WorkbenchError as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps(manifest, indent=2, ensure_ascii=False))
+        return
+    typer.echo(f"release   {manifest['release_id']}  (version {manifest.get('version')}, "
+               f"schema {manifest['schema_version']}, {manifest.get('kind', '?')})")
+    typer.echo(f"created   {manifest.get('created')}   seed {manifest.get('seed')}   "
+               f"data cut {manifest.get('data_cut')}")
+    typer.echo(f"{'table':<24}{'domain':<12}{'rows':>14}  sha256")
+    for name, t in manifest["tables"].items():
+        typer.echo(f"{name:<24}{t.get('domain', ''):<12}{t['rows']:>14,}  {t['sha256'][:16]}")
+    for rel, f in manifest.get("files", {}).items():
+        typer.echo(f"{rel:<36}{f['bytes']:>14,} B  {f['sha256'][:16]}")
+    if manifest.get("truth"):
+        typer.echo("truth     planted effects recorded (use --json to see them)")
+
+
+@release_app.command("report")
+def release_report(
+    release: Path = typer.Argument(DEFAULT_RELEASE, help="Release directory."),
+    out: Path = typer.Option(DEFAULT_OUTPUTS / "release_report.html", "--out", "-o"),
+) -> None:
+    """Write the release report (HTML with plotly figures)."""
+    from workbench.report import write_release_report
+
+    try:
+        path = write_release_report(release, out)
+    except WorkbenchError as e:
+        _fail(e)
+    typer.echo(f"report written to {path.resolve()}")
+
+
+@app.command()
+def demo(
+    release: Path = typer.Option(DEFAULT_RELEASE, help="Release to use (built if absent)."),
+    outputs: Path = typer.Option(DEFAULT_OUTPUTS, help="Where reports go."),
+) -> None:
+    """The main job: build the default synthetic release if needed, then report on it."""
+    from workbench.report import write_release_report
+    from workbench.synth.build import DEFAULTS, build_release
+
+    try:
+        if not (release / "manifest.json").is_file():
+            typer.echo(f"building the default synthetic release in {release} "
+                       f"({DEFAULTS['persons']:,} persons, {DEFAULTS['genotyped']:,} genomes, "
+                       f"{DEFAULTS['variants']:,} variants)...")
+            build_release(release, progress=sys.stderr.isatty(), force=True)
+        path = write_release_report(release, outputs / "release_report.html")
+    except WorkbenchError as e:
+        _fail(e)
+    typer.echo(f"release report: {path.resolve()}")
+
+
+@app.command()
+def doctor(
+    release: Path = typer.Option(DEFAULT_RELEASE, help="Release to look for."),
+    hail: bool = typer.Option(True, help="Run the tiny Hail start-up smoke test."),
+) -> None:
+    """Check the machine: versions, cores, memory, release, and a Hail smoke test."""
+    from workbench.doctor import run_checks
+
+    ok = run_checks(release, hail=hail, echo=typer.echo)
+    raise typer.Exit(0 if ok else 1)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
