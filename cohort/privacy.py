@@ -6,8 +6,8 @@ group of cells has exactly one suppressed cell, the smallest other non-zero cell
 suppressed too (complementary suppression), so a total cannot give it back by subtraction.
 
 >>> policy = SmallCellPolicy(threshold=20)
->>> policy.counts([0, 5, 30, 400])
-[0, Suppressed(k=20), Suppressed(k=20), 400]
+>>> [str(c) for c in policy.counts([0, 5, 30, 400])]
+['0', '< 20', 'suppressed', '400']
 >>> policy.format(policy.count(7))
 '< 20'
 """
@@ -23,12 +23,17 @@ DEFAULT_THRESHOLD = int(os.environ.get("WORKBENCH_SMALL_CELL", "20"))
 
 @dataclass(frozen=True)
 class Suppressed:
-    """A count hidden by the small-cell policy; the true value lies in 1..k-1."""
+    """A count hidden by the small-cell policy.
+
+    Primary: the true value lies in 1..k-1 (prints "< k"). Complementary: a larger cell
+    hidden so that a primary one cannot be recovered by subtraction (prints "suppressed").
+    """
 
     k: int
+    complementary: bool = False
 
     def __str__(self) -> str:
-        return f"< {self.k}"
+        return "suppressed" if self.complementary else f"< {self.k}"
 
 
 SUPPRESSED = Suppressed(DEFAULT_THRESHOLD)
@@ -54,10 +59,11 @@ class SmallCellPolicy:
             shown = [(int(values[i]), i) for i, c in enumerate(cells)
                      if not isinstance(c, Suppressed) and c > 0]
             if shown:
-                cells[min(shown)[1]] = Suppressed(self.threshold)
+                cells[min(shown)[1]] = Suppressed(self.threshold, complementary=True)
         return cells
 
     def format(self, cell: Cell) -> str:
+        """'< k', 'suppressed', or the count with thousands separators."""
         return str(cell) if isinstance(cell, Suppressed) else f"{cell:,}"
 
     def is_suppressed(self, cell: Cell) -> bool:

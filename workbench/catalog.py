@@ -12,7 +12,7 @@ cache so later opens are instant.
 >>> rel = pathlib.Path(tempfile.mkdtemp()) / "r"
 >>> _ = build_release(rel, persons=200, genotyped=0, variants=0, seed=3, progress=False)
 >>> with open(rel) as cat:
-...     cat.sql("select count(*) from person").fetchone()[0]
+...     cat.scalar("select count(*) from person")
 200
 """
 
@@ -60,10 +60,13 @@ class Catalog:
         return self.manifest["release_id"]
 
     def sql(self, query: str, params: Any = None) -> duckdb.DuckDBPyRelation:
-        """Run a query on the release's views (read-only)."""
-        if params is None:
-            return self.connection.sql(query)
-        return self.connection.execute(query, params)
+        """A (lazy) relation over the release's views; values travel as ``params``."""
+        return self.connection.sql(query, params=params)
+
+    def scalar(self, query: str, params: Any = None) -> Any:
+        """The first column of the first row of a query (None if no row)."""
+        rows = self.sql(query, params).fetchall()
+        return rows[0][0] if rows else None
 
     def has(self, table: str) -> bool:
         return table in self.tables

@@ -84,8 +84,8 @@ _LATEST_SCREENING = """, latest AS (
 """
 
 CSS = """
-body { font-family: "Noto Sans KR", "Malgun Gothic", "Apple SD Gothic Neo", system-ui,
-       sans-serif; color: #222; margin: 0; background: #fafafa; line-height: 1.45; }
+body { font-family: "Noto Sans KR", "Malgun Gothic", system-ui, sans-serif; color: #222;
+       margin: 0; background: #fafafa; line-height: 1.45; }
 main { max-width: 960px; margin: 0 auto; padding: 1.5em 2em 4em; background: #fff; }
 h1 { border-bottom: 3px solid #2a6f97; padding-bottom: .3em; }
 h2 { margin-top: 2.2em; border-bottom: 1px solid #ccc; color: #2a6f97; }
@@ -149,9 +149,7 @@ def count_cells(policy: SmallCellPolicy, counts: Sequence[int]) -> list[tuple[Ce
     >>> [label for _, label in count_cells(SmallCellPolicy(20), [0, 5, 30, 400])]
     ['0', '< 20', 'suppressed', '400']
     """
-    cells = policy.counts([int(v) for v in counts])
-    return [(c, "suppressed" if isinstance(c, Suppressed) and v >= policy.threshold
-             else policy.format(c)) for c, v in zip(cells, counts, strict=True)]
+    return [(c, policy.format(c)) for c in policy.counts([int(v) for v in counts])]
 
 
 def bar_cells(policy: SmallCellPolicy, counts: Sequence[int]) -> tuple[list[int], list[str]]:
@@ -183,12 +181,14 @@ def _persons_sql(cat: catalog.Catalog) -> str:
 
 
 def _rows(cat: catalog.Catalog, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run a query with named parameters ($cut, $codes); all rows."""
     return cat.sql(sql, params).fetchall()
 
 
 # --- HTML helpers ----------------------------------------------------------------------------
 
 def _esc(value: object) -> str:
+    """Text for HTML ("< 20" becomes "&lt; 20")."""
     return html.escape(str(value))
 
 
@@ -211,6 +211,7 @@ def _figure(fig: go.Figure, div_id: str, height: int = 450) -> str:
 
 
 def _absent(table: str) -> str:
+    """The note for a table the release does not have."""
     return f'<p class="absent">{_esc(table)}: not in this release.</p>\n'
 
 
@@ -248,6 +249,7 @@ def _histogram_sql(expr: str, source: str, low: float, high: float, width: float
 
 
 def _bins(rows: list[tuple[Any, ...]], n: int) -> list[int]:
+    """(bin, count) rows to a list of n counts, empty bins 0."""
     counts = [0] * n
     for b, c in rows:
         counts[int(b)] = int(c)
@@ -344,8 +346,10 @@ def _prevalence(cat: catalog.Catalog, policy: SmallCellPolicy, params: dict[str,
         cases[code][sex] = n
     denom = dict(_rows(cat, _persons_sql(cat) + "SELECT sex, count(*) FROM persons GROUP BY 1",
                        params))
-    d_cells = {sex: policy.count(denom.get(sex, 0)) for sex, _ in SEXES}
-    d_all = policy.count(sum(denom.values()))
+    (d_m, d_m_lbl), (d_f, d_f_lbl) = count_cells(policy, [denom.get(MALE, 0),
+                                                          denom.get(FEMALE, 0)])
+    d_cells = {MALE: d_m, FEMALE: d_f}
+    d_all, d_all_lbl = count_cells(policy, [sum(denom.values())])[0]
     rows, pct = [], {sex: [] for sex, _ in SEXES}
     for code, label in DISEASES:
         (m, m_lbl), (f, f_lbl) = count_cells(policy, [cases[code].get(MALE, 0),
@@ -367,8 +371,8 @@ def _prevalence(cat: catalog.Catalog, policy: SmallCellPolicy, params: dict[str,
                       yaxis={"title": "% of persons"}, xaxis={"tickangle": -40})
     note = (f'<p class="note">A person counts if any condition_occurrence has a standard '
             f"concept under the KCD8 code (concept_ancestor). Denominators: "
-            f"{policy.format(d_cells[MALE])} males, {policy.format(d_cells[FEMALE])} females, "
-            f"{policy.format(d_all)} persons (withdrawn persons left out).</p>\n")
+            f"{_esc(d_m_lbl)} males, {_esc(d_f_lbl)} females, {_esc(d_all_lbl)} persons "
+            "(withdrawn persons left out).</p>\n")
     table = _table(["Code", "Condition", "국문명", "Male n", "Male %", "Female n", "Female %",
                     "All n", "All %"], rows, (3, 4, 5, 6, 7, 8))
     return Section("prevalence", "Disease prevalence",
@@ -469,7 +473,9 @@ def _governance(cat: catalog.Catalog, policy: SmallCellPolicy) -> Section:
     for scope, n in zip(("clinical", "public", "lifelog", "genomic"), scopes, strict=True):
         (yes, label), _ = count_cells(policy, [n, total - n])
         rows.append((scope, label, percent(yes, total)))
-    body = _table(["Consent scope", "Persons", "% of persons"], rows, (1, 2))
+    body = ('<p class="note">Scopes as recorded for every person in the consent table, '
+            "withdrawn or not.</p>\n" + _table(["Consent scope", "Persons", "% of persons"],
+                                                rows, (1, 2)))
     body += (f"<p>Persons in the consent table: {_esc(count_cells(policy, [total])[0][1])}; "
              f"withdrawn: <b>{_esc(count_cells(policy, [withdrawn])[0][1])}</b> (left out of every "
              "person-level section above).</p>\n")

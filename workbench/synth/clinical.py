@@ -111,7 +111,7 @@ def _observed(pop: Population, hist: Histories, i: np.ndarray, d: np.ndarray) ->
 def _period_end(pop: Population, hist: Histories, i: np.ndarray, d: np.ndarray) -> np.ndarray:
     """Last day of the observation period containing day d."""
     before_gap = (pop.gap_start[i] >= 0) & (d < pop.gap_start[i])
-    return np.where(before_gap, pop.gap_start[i] - 1, hist.end[i])
+    return np.where(before_gap, np.minimum(pop.gap_start[i] - 1, hist.end[i]), hist.end[i])
 
 
 def make_encounters(pop: Population, hist: Histories, rng: np.random.Generator) -> Encounters:

@@ -1,0 +1,35 @@
+"""Shared fixtures: releases built once per test session, an isolated workbench cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from workbench.synth.build import build_release
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Checksum memo and catalog view files go to a per-session cache, not ~/.cache."""
+    os.environ["WORKBENCH_CACHE"] = str(tmp_path_factory.mktemp("wb-cache"))
+
+
+@pytest.fixture(scope="session")
+def small_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3,000 persons, 600 genomes, 2,000 variants (seed 7): fast, all tables non-empty.
+
+    Treat as read-only; copy it (``shutil.copytree``) before corrupting anything.
+    """
+    out = tmp_path_factory.mktemp("small") / "release"
+    build_release(out, persons=3_000, genotyped=600, variants=2_000, seed=7, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def default_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The release `make demo` builds (20,000 persons, 5,000 genomes, 20,000 variants)."""
+    out = tmp_path_factory.mktemp("default") / "release"
+    build_release(out, progress=False)
+    return out
