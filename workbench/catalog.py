@@ -100,7 +100,25 @@ def open(release_dir: Path | str, *, verify: Verify = "cached") -> Catalog:  # n
     tables = check_release(root, manifest, verify=verify)
     db = _view_database(root, manifest, tables)
     con = duckdb.connect(str(db), read_only=True)
+    _lock_down(con, root)
     return Catalog(root, manifest, con, tables)
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """Reads only inside the release; no COPY TO, no other files, so results leave through
+    the workbench's checked paths only. DuckDB cannot switch this back on once off.
+
+    Connections to the same view file in one process share a DuckDB instance, which a
+    previous ``open`` may already have locked to this release: that is accepted.
+    """
+    if con.sql("select current_setting('enable_external_access')").fetchall()[0][0]:
+        con.execute("SET allowed_directories = ?", [[str(root) + os.sep]])
+        con.execute("SET enable_external_access = false")
+        return
+    allowed = con.sql("select current_setting('allowed_directories')").fetchall()[0][0]
+    if str(root) + os.sep not in allowed:   # pragma: no cover - the view file is per release
+        raise ReleaseError(f"catalog for {root} is locked to other directories {allowed}",
+                           hint="close other catalogs of this release and open it again")
 
 
 def load_manifest(root: Path) -> dict[str, Any]:
@@ -115,10 +133,7 @@ def load_manifest(root: Path) -> dict[str, Any]:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ReleaseError(f"{root / MANIFEST} is not valid JSON ({e})",
                            hint="the manifest is corrupt; rebuild or restore the release") from e
-    for key in ("release_id", "schema_version", "tables"):
-        if key not in manifest:
-            raise ReleaseError(f"{root / MANIFEST} lacks the key {key!r}",
-                               hint="the manifest is incomplete; rebuild the release")
+    _check_manifest_shape(root / MANIFEST, manifest)
     major = str(manifest["schema_version"]).split(".")[0]
     if major != SCHEMA_VERSION.split(".")[0]:
         raise ReleaseError(
@@ -126,6 +141,34 @@ def load_manifest(root: Path) -> dict[str, Any]:
             f"(this workbench reads {SCHEMA_VERSION})",
             hint="rebuild the release with this workbench version")
     return manifest
+
+
+def _check_manifest_shape(path: Path, manifest: Any) -> None:
+    """Structure of manifest.json, each problem named by its JSON path."""
+    def bad(where: str, what: str) -> ReleaseError:
+        return ReleaseError(f"{path}: {where} {what}",
+                            hint="the manifest is damaged or incomplete; rebuild the release")
+
+    if not isinstance(manifest, dict):
+        raise bad("the top level", f"is a {type(manifest).__name__}, expected an object")
+    for key in ("release_id", "schema_version", "tables"):
+        if key not in manifest:
+            raise bad("the top level", f"lacks the key {key!r}")
+    for key in ("tables", "files"):
+        if key in manifest and not isinstance(manifest[key], dict):
+            raise bad(key, f"is a {type(manifest[key]).__name__}, expected an object")
+    for section in ("tables", "files"):
+        for name, entry in manifest.get(section, {}).items():
+            keys = ("path", "sha256", "rows") if section == "tables" else ("sha256",)
+            if not isinstance(entry, dict):
+                raise bad(f"{section}.{name}", "is not an object")
+            for key in keys:
+                want = int if key == "rows" else str
+                if not isinstance(entry.get(key), want):
+                    raise bad(f"{section}.{name}", f"lacks a valid {key!r}")
+            rel = Path(entry.get("path", name))
+            if rel.is_absolute() or ".." in rel.parts:
+                raise bad(f"{section}.{name}.path", f"{str(rel)!r} points outside the release")
 
 
 def check_release(root: Path, manifest: dict[str, Any], *, verify: Verify = "cached") -> list[str]:
@@ -187,7 +230,7 @@ def _check_checksums(root: Path, manifest: dict[str, Any], *, full: bool) -> Non
     for what, rel, want in entries:
         path = root / rel
         st = path.stat()
-        key = f"{path}|{st.st_size}|{st.st_mtime_ns}"
+        key = f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}|{st.st_ino}"
         got = memo.get(key) if not full else None
         if got is None:
             got = sha256_file(path)

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import UsageError
+
 MANIFEST = "manifest.json"
 
 
@@ -39,6 +41,8 @@ def content_id(manifest: dict[str, Any]) -> str:
 def created_timestamp() -> str:
     """UTC build time, or SOURCE_DATE_EPOCH when set (reproducible builds)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch and not epoch.isdigit():
+        raise UsageError(f"SOURCE_DATE_EPOCH must be whole seconds since 1970, got {epoch!r}")
     when = (dt.datetime.fromtimestamp(int(epoch), dt.UTC) if epoch
             else dt.datetime.now(dt.UTC).replace(microsecond=0))
     return when.isoformat().replace("+00:00", "Z")

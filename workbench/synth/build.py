@@ -61,10 +61,15 @@ def validate_arguments(out: Path, persons: int, genotyped: int, variants: int, s
         raise UsageError(f"--variants must be at least 200, got {variants}")
     if seed < 0:
         raise UsageError(f"--seed must not be negative, got {seed}")
+    created_timestamp()   # a bad SOURCE_DATE_EPOCH fails before any work
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise UsageError(f"--out {out} exists and is not empty; pass --force to replace it")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise UsageError(f"--out {out} exists and is not empty; pass --force to replace it")
+        if not (out / "manifest.json").is_file():
+            raise UsageError(f"--out {out} is not empty and is not a release; --force only "
+                             "replaces a release (choose an empty or new directory)")
     parent = out.parent if out.parent != Path("") else Path(".")
     probe = parent
     while not probe.exists():
@@ -145,11 +150,17 @@ def build_release(out: Path | str, *, persons: int = DEFAULTS["persons"],
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename the new build to ``out``; a previous release is restored if that fails."""
     old = None
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         out.rename(old)
-    tmp.rename(out)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        if old is not None and not out.exists():
+            old.rename(out)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
