@@ -338,3 +338,30 @@ def test_non_numeric_source_date_epoch_is_a_usage_error(tmp_path: Path,
     with pytest.raises(UsageError, match="SOURCE_DATE_EPOCH"):
         build_release(tmp_path / "r", progress=False, seed=1, **TINY)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_killed_build_leaves_the_previous_release_and_is_cleaned_up(tmp_path: Path) -> None:
+    """SIGKILL mid-build (no cleanup code runs): --out keeps the previous release; the
+    next build removes the dead build's temp directory."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    good = build_release(out, progress=False, seed=1, **TINY)
+    proc = subprocess.Popen([sys.executable, "-m", "workbench.cli", "release", "synth",
+                             "--out", str(out), "--persons", "400000", "--genotyped", "0",
+                             "--variants", "0", "--force", "--quiet"])
+    deadline = time.time() + 60
+    while not list(tmp_path.glob(".out.building-*")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(tmp_path.glob(".out.building-*")), "the build never started"
+    assert _manifest(out)["release_id"] == good["release_id"]
+    with catalog.open(out) as cat:
+        assert cat.scalar("select count(*) from person") == TINY["persons"]
+    build_release(out, progress=False, seed=2, force=True, **TINY)
+    assert not list(tmp_path.glob(".out.*"))

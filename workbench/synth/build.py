@@ -139,7 +139,8 @@ def build_release(out: Path | str, *, persons: int = DEFAULTS["persons"],
     out = Path(out)
     validate_arguments(out, persons, genotyped, variants, seed, force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
+    _remove_dead_builds(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=out.parent))
     try:
         manifest = _build(tmp, persons, genotyped, variants, seed, progress)
         _swap_into_place(tmp, out)
@@ -147,6 +148,25 @@ def build_release(out: Path | str, *, persons: int = DEFAULTS["persons"],
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def _remove_dead_builds(out: Path) -> None:
+    """Delete temp dirs of earlier builds of ``out`` whose process no longer runs
+    (a build killed with SIGKILL cannot clean up after itself)."""
+    for stale in out.parent.glob(f".{out.name}.building-*"):
+        pid = stale.name.removeprefix(f".{out.name}.building-").split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
