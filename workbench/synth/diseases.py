@@ -165,7 +165,7 @@ def _deaths(pop: Population, onset: np.ndarray, rng: np.random.Generator):
         if not alive.any():
             continue
         age = (y0 - pop.birth) / YEAR
-        lh = -10.4 + 0.093 * np.clip(age, 0, None) + 0.35 * (pop.sex == 0)
+        lh = -11.5 + 0.093 * np.clip(age, 0, None) + 0.35 * (pop.sex == 0)
         lh = lh + 0.3 * (pop.smoking == 3)
         for name, lhr in log_hr.items():
             lh = lh + lhr * (onset[INDEX[name]] <= y0)
