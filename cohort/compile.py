@@ -1,0 +1,569 @@
+"""Definition -> one SQL query (a sqlglot expression tree), for DuckDB, Spark SQL, PostgreSQL.
+
+The compiler is a pure function of (definition, the release's tables, resolved concept
+sets). It never formats user values into SQL text: numbers, codes and dates become
+sqlglot literals. The query returns, in one pass, the cohort rows (``part = 0``:
+subject_id, cohort_start_date, cohort_end_date) and the attrition (``part = 1``: step,
+persons), following OHDSI Circe's semantics:
+
+1. entry events lie inside an observation period with the required prior/post
+   observation; ``limit="first"`` keeps each person's earliest;
+2. each inclusion rule is evaluated per index event; attrition step k counts persons with
+   an index event meeting rules 1..k;
+3. events meeting every rule get an exit date (end of observation, fixed offset, or end
+   of a drug era, always capped at the end of observation), are censored by the first
+   censoring event on or after the index, limited (first/all) and collapsed into eras.
+
+Persons who withdrew consent never appear. Windows are inclusive at both ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sqlglot
+from sqlglot import exp
+
+from cohort import model as m
+from cohort.concepts import Resolved
+from cohort.errors import DefinitionError
+
+Resolver = Callable[[m.ConceptSet, str], Resolved]
+
+# kind -> (table, start column, end expression column, concept column, source concept column)
+_EVENTS: dict[str, tuple[str, str, str, str | None, str | None]] = {
+    "condition": ("condition_occurrence", "condition_start_date", "condition_end_date",
+                  "condition_concept_id", "condition_source_concept_id"),
+    "drug": ("drug_exposure", "drug_exposure_start_date", "drug_exposure_end_date",
+             "drug_concept_id", "drug_source_concept_id"),
+    "procedure": ("procedure_occurrence", "procedure_date", "procedure_date",
+                  "procedure_concept_id", None),
+    "measurement": ("measurement", "measurement_date", "measurement_date",
+                    "measurement_concept_id", None),
+    "visit": ("visit_occurrence", "visit_start_date", "visit_end_date", None, None),
+    "death": ("death", "death_date", "death_date", None, None),
+    "observation_period": ("observation_period", "observation_period_start_date",
+                           "observation_period_end_date", None, None),
+    "screening": ("health_screening", "screening_date", "screening_date", None, None),
+}
+_PERSON_TABLES = {"age": "person", "sex": "person", "region": "location",
+                  "region_indicator": "region_indicator", "consent": "consent",
+                  "has_genome": "sample_link", "lifelog": "wearable_daily"}
+_SEX = {"male": 8507, "female": 8532}
+
+
+def lit(value: object) -> exp.Expression:
+    """A SQL literal for a Python value (never string formatting)."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))
+
+
+def col(name: str, table: str | None = None) -> exp.Column:
+    return exp.column(name, table=table)
+
+
+def add_days(date: exp.Expression, days: int) -> exp.Expression:
+    """date + days, as a DATE in every dialect (DuckDB would give a TIMESTAMP)."""
+    return exp.cast(exp.DateAdd(this=date, expression=exp.Literal.number(days),
+                                unit=exp.var("DAY")), "DATE")
+
+
+def in_range(value: exp.Expression, r: m.Range) -> exp.Expression | None:
+    conds = []
+    if r.min is not None:
+        conds.append(value >= lit(r.min))
+    if r.max is not None:
+        conds.append(value <= lit(r.max))
+    return exp.and_(*conds) if conds else None
+
+
+def compare(n: exp.Expression, occ: m.Occurrence) -> exp.Expression:
+    k = lit(occ.count)
+    return {"at_least": n >= k, "at_most": n <= k, "exactly": exp.EQ(this=n, expression=k)}[
+        occ.op]
+
+
+@dataclass
+class Compiled:
+    """A compiled definition: the query and the names of its attrition steps."""
+
+    query: exp.Select
+    steps: list[str]
+
+    def sql(self, dialect: str = "duckdb", *, pretty: bool = False) -> str:
+        q = self.query
+        if dialect == "spark":   # Spark has no MATERIALIZED hint
+            q = q.copy()
+            for cte in q.find_all(exp.CTE):
+                cte.set("materialized", None)
+        return q.sql(dialect=dialect, pretty=pretty)
+
+
+@dataclass
+class _Ctx:
+    tables: set[str]
+    resolve: Resolver
+    ctes: list[tuple[str, exp.Expression, bool]] = field(default_factory=list)
+    n: int = 0
+
+    def add(self, prefix: str, body: exp.Expression, *, materialized: bool = False) -> str:
+        self.n += 1
+        name = f"{prefix}_{self.n}"
+        self.ctes.append((name, body, materialized))
+        return name
+
+    def need(self, table: str, path: str) -> None:
+        if table not in self.tables:
+            raise DefinitionError(
+                f"this release has no table {table!r}, which the criterion needs", path=path,
+                hint="choose a release with that domain, or remove the criterion")
+
+
+def compile_definition(definition: m.Cohort | m.CohortSet, tables: set[str],
+                       resolve: Resolver) -> Compiled:
+    """Compile a cohort (or set operation) into one query (see module docstring)."""
+    ctx = _Ctx(set(tables), resolve)
+    ctx.need("person", "(release)")
+    ctx.need("observation_period", "(release)")
+    rows, steps, attrition = _definition(ctx, definition, "")
+    parts = [exp.select(lit(0).as_("part"), col("subject_id"), col("cohort_start_date"),
+                        col("cohort_end_date"), exp.cast(exp.Null(), "INT").as_("step"),
+                        exp.cast(exp.Null(), "BIGINT").as_("persons")).from_(rows)]
+    for k in range(len(steps)):
+        parts.append(exp.select(lit(1), exp.cast(exp.Null(), "BIGINT"),
+                                exp.cast(exp.Null(), "DATE"), exp.cast(exp.Null(), "DATE"),
+                                lit(k), col(f"n_{k}")).from_(attrition))
+    query = parts[0]
+    for p in parts[1:]:
+        query = exp.union(query, p, distinct=False)
+    final = exp.select("*").from_(exp.Subquery(this=query, alias=exp.TableAlias(
+        this=exp.to_identifier("result"))))
+    for name, body, mat in ctx.ctes:
+        final = final.with_(name, as_=body, materialized=mat or None)
+    return Compiled(final, steps)
+
+
+def _definition(ctx: _Ctx, d: m.Cohort | m.CohortSet, path: str) -> tuple[str, list[str], str]:
+    if isinstance(d, m.CohortSet):
+        return _set(ctx, d, path)
+    return _cohort(ctx, d, path)
+
+
+def _join_path(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+# --- events -----------------------------------------------------------------------------
+
+def _events(ctx: _Ctx, c: m.EventCriterion, path: str) -> str:
+    """CTE of (person_id, start_date, end_date) for an event criterion."""
+    table, start, end, concept, source = _EVENTS[c.kind]
+    ctx.need(table, path)
+    e = "e"
+    conds: list[exp.Expression] = []
+    if hasattr(c, "concepts"):
+        r = ctx.resolve(c.concepts, _join_path(path, "concepts"))
+        match = [col(concept, e).isin(*[lit(i) for i in r.standard])] if r.standard else []
+        if source and r.source:
+            match.append(col(source, e).isin(*[lit(i) for i in r.source]))
+        conds.append(exp.or_(*match) if match else exp.false())
+    if isinstance(c, m.MeasurementCriterion):
+        if c.value is not None and (rc := in_range(col("value_as_number", e), c.value)):
+            conds.append(rc)
+        if c.unit is not None:
+            conds.append(exp.EQ(this=col("unit_source_value", e), expression=lit(c.unit)))
+    if isinstance(c, m.VisitCriterion):
+        conds.append(col("visit_source_value", e).isin(*[lit(v) for v in c.visit_types]))
+    if isinstance(c, m.ScreeningCriterion):
+        conds.append(exp.Not(this=exp.Is(this=col(c.item, e), expression=exp.Null())))
+        if rc := in_range(col(c.item, e), c.value):
+            conds.append(rc)
+    end_expr = exp.Coalesce(this=col(end, e), expressions=[col(start, e)])
+    sel = exp.select(col("person_id", e).as_("person_id"), col(start, e).as_("start_date"),
+                     end_expr.as_("end_date")).from_(exp.to_table(table).as_(e))
+    if conds:
+        sel = sel.where(exp.and_(*conds))
+    if c.first_occurrence:
+        ranked = sel.select(exp.Window(
+            this=exp.RowNumber(), partition_by=[col("person_id", e)],
+            order=exp.Order(expressions=[exp.Ordered(this=col(start, e))])).as_("rn"))
+        sel = exp.select("person_id", "start_date", "end_date").from_(
+            exp.Subquery(this=ranked, alias=exp.TableAlias(this=exp.to_identifier("f")))
+        ).where(exp.EQ(this=col("rn"), expression=lit(1)))
+    return ctx.add("ev", sel)
+
+
+def _not_withdrawn(ctx: _Ctx, person: exp.Expression) -> exp.Expression | None:
+    if "consent" not in ctx.tables:
+        return None
+    sub = exp.select(lit(1)).from_(exp.to_table("consent").as_("w")).where(exp.and_(
+        exp.EQ(this=col("person_id", "w"), expression=person),
+        exp.Not(this=exp.Is(this=col("withdrawal_date", "w"), expression=exp.Null()))))
+    return exp.Not(this=exp.Exists(this=sub))
+
+
+def _index(ctx: _Ctx, entry: m.Entry, path: str) -> str:
+    sources = [_events(ctx, c, _join_path(path, f"entry.criteria[{i}]"))
+               for i, c in enumerate(entry.criteria)]
+    union: exp.Expression = exp.select("*").from_(sources[0])
+    for s in sources[1:]:
+        union = exp.union(union, exp.select("*").from_(s), distinct=False)
+    e, op = "e", "op"
+    conds = [exp.Between(this=col("start_date", e), low=col("observation_period_start_date", op),
+                         high=col("observation_period_end_date", op))]
+    if entry.prior_observation:
+        conds.append(add_days(col("observation_period_start_date", op),
+                              entry.prior_observation) <= col("start_date", e))
+    if entry.post_observation:
+        conds.append(add_days(col("start_date", e), entry.post_observation)
+                     <= col("observation_period_end_date", op))
+    if (nw := _not_withdrawn(ctx, col("person_id", e))) is not None:
+        conds.append(nw)
+    order = exp.Order(expressions=[exp.Ordered(this=col("start_date", e)),
+                                   exp.Ordered(this=col("end_date", e))])
+    sel = exp.select(
+        col("person_id", e).as_("person_id"), col("start_date", e).as_("start_date"),
+        col("end_date", e).as_("end_date"),
+        col("observation_period_start_date", op).as_("op_start"),
+        col("observation_period_end_date", op).as_("op_end"),
+        exp.Window(this=exp.RowNumber(), partition_by=[col("person_id", e)],
+                   order=order).as_("person_rank"),
+    ).from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(e)))).join(
+        exp.to_table("observation_period").as_(op),
+        on=exp.and_(exp.EQ(this=col("person_id", op), expression=col("person_id", e)), *conds))
+    ranked = ctx.add("entry", sel)
+    keep = exp.select(
+        exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[
+            exp.Ordered(this=col("person_id")), exp.Ordered(this=col("start_date")),
+            exp.Ordered(this=col("end_date")), exp.Ordered(this=col("op_start"))])).as_(
+            "event_id"),
+        "person_id", "start_date", "end_date", "op_start", "op_end").from_(ranked)
+    if entry.limit == "first":
+        keep = keep.where(exp.EQ(this=col("person_rank"), expression=lit(1)))
+    return ctx.add("idx", keep, materialized=True)
+
+
+# --- inclusion rules --------------------------------------------------------------------
+
+@dataclass
+class _Rule:
+    """What a rule's boolean needs: requirement CTEs to left-join, person tables."""
+
+    joins: dict[str, str] = field(default_factory=dict)   # alias -> cte name
+    person: set[str] = field(default_factory=set)
+
+
+def _window_bounds(idx: str, alias: str, date_col: str, w: m.Window | None,
+                   restrict: bool) -> list[exp.Expression]:
+    anchor = col("start_date" if w is None or w.anchor == "index_start" else "end_date", idx)
+    d = col(date_col, alias)
+    conds = []
+    if w is not None and w.start is not None:
+        conds.append(d >= add_days(anchor, w.start))
+    if w is not None and w.end is not None:
+        conds.append(d <= add_days(anchor, w.end))
+    if restrict:
+        conds.append(exp.Between(this=d, low=col("op_start", idx), high=col("op_end", idx)))
+    return conds
+
+
+def _requirement(ctx: _Ctx, req: m.Requirement, idx: str, rule: _Rule,
+                 path: str) -> exp.Expression:
+    c = req.criterion
+    cpath = _join_path(path, "criterion")
+    if c.kind in m.EVENT_KINDS or c.kind == "cohort_member":
+        if c.kind == "cohort_member":
+            rows, _, _ = _definition(ctx, c.cohort, _join_path(cpath, "cohort"))
+            src = ctx.add("member", exp.select(
+                col("subject_id").as_("person_id"), col("cohort_start_date").as_("start_date"))
+                .from_(rows))
+        else:
+            src = _events(ctx, c, cpath)
+        i, e = "i", "e"
+        counted = (exp.Count(this=exp.Distinct(expressions=[col("start_date", e)]))
+                   if req.occurrence.distinct_dates else exp.Count(this=exp.Star()))
+        on = [exp.EQ(this=col("person_id", e), expression=col("person_id", i)),
+              *_window_bounds(i, e, "start_date", req.window, req.restrict_to_observation)]
+        q = exp.select(col("event_id", i).as_("event_id"), counted.as_("n")).from_(
+            exp.to_table(idx).as_(i)).join(exp.to_table(src).as_(e), on=exp.and_(*on)).group_by(
+            col("event_id", i))
+        alias = f"q{len(rule.joins)}"
+        rule.joins[alias] = ctx.add("req", q)
+        n = exp.Coalesce(this=col("n", alias), expressions=[lit(0)])
+        return compare(n, req.occurrence)
+    met = _person_level(ctx, c, idx, rule, cpath, req)
+    n = exp.Case(ifs=[exp.If(this=met, true=lit(1))], default=lit(0))
+    return compare(n, req.occurrence)
+
+
+def _person_level(ctx: _Ctx, c, idx: str, rule: _Rule, path: str,
+                  req: m.Requirement) -> exp.Expression:
+    ctx.need(_PERSON_TABLES[c.kind], path)
+    i = "i"
+    if isinstance(c, m.AgeCriterion):
+        rule.person.add("person")
+        age = exp.Sub(this=exp.Year(this=col("start_date", i)),
+                      expression=col("year_of_birth", "p"))
+        return in_range(age, c.value) or exp.true()
+    if isinstance(c, m.SexCriterion):
+        rule.person.add("person")
+        return col("gender_concept_id", "p").isin(*[lit(_SEX[s]) for s in c.values])
+    if isinstance(c, m.RegionCriterion):
+        rule.person.update({"person", "location"})
+        return col("state", "loc").isin(*[lit(code) for code in c.codes])
+    if isinstance(c, m.RegionIndicatorCriterion):
+        rule.person.update({"person", "region_indicator"})
+        return exp.Coalesce(this=in_range(col(c.indicator, "ri"), c.value) or exp.true(),
+                            expressions=[exp.false()])
+    if isinstance(c, m.ConsentCriterion):
+        rule.person.add("consent")
+        return exp.Coalesce(this=exp.and_(col(c.scope, "con"), exp.Is(
+            this=col("withdrawal_date", "con"), expression=exp.Null())),
+            expressions=[exp.false()])
+    if isinstance(c, m.GenomeCriterion):
+        rule.person.add("sample_link")
+        return exp.Not(this=exp.Is(this=col("person_id", "sl"), expression=exp.Null()))
+    if isinstance(c, m.LifelogCriterion):
+        return _lifelog(ctx, c, idx, rule, req)
+    raise DefinitionError(f"criterion kind {c.kind!r} is not supported here", path=path)
+
+
+def _lifelog(ctx: _Ctx, c: m.LifelogCriterion, idx: str, rule: _Rule,
+             req: m.Requirement) -> exp.Expression:
+    i, w = "i", "w"
+    window = req.window or m.Window(start=-365, end=0)
+    metric = col(c.metric, w)
+    if c.aggregate == "days_meeting":
+        meets = in_range(metric, c.day_range) or exp.true()
+        value = exp.Sum(this=exp.Case(ifs=[exp.If(this=meets, true=lit(1))], default=lit(0)))
+    else:
+        fn = {"mean": exp.Avg, "min": exp.Min, "max": exp.Max, "sum": exp.Sum}[c.aggregate]
+        value = fn(this=metric)
+    on = [exp.EQ(this=col("person_id", w), expression=col("person_id", i)),
+          *_window_bounds(i, w, "date", window, False)]
+    q = exp.select(col("event_id", i).as_("event_id"), value.as_("v"),
+                   exp.Count(this=exp.Star()).as_("days")).from_(
+        exp.to_table(idx).as_(i)).join(exp.to_table("wearable_daily").as_(w),
+                                       on=exp.and_(*on)).group_by(col("event_id", i))
+    alias = f"q{len(rule.joins)}"
+    rule.joins[alias] = ctx.add("life", q)
+    conds = [col("days", alias) >= lit(c.min_days)]
+    if rc := in_range(col("v", alias), c.value):
+        conds.append(rc)
+    return exp.Coalesce(this=exp.and_(*conds), expressions=[exp.false()])
+
+
+def _group(ctx: _Ctx, g: m.Group, idx: str, rule: _Rule, path: str) -> exp.Expression:
+    parts = []
+    for k, item in enumerate(g.items):
+        p = _join_path(path, f"items[{k}]")
+        parts.append(_group(ctx, item, idx, rule, p) if isinstance(item, m.Group)
+                     else _requirement(ctx, item, idx, rule, p))
+    if g.mode == "all":
+        return exp.and_(*parts)
+    if g.mode == "any":
+        return exp.or_(*parts)
+    total = parts[0]
+    total = exp.Case(ifs=[exp.If(this=parts[0], true=lit(1))], default=lit(0))
+    for p in parts[1:]:
+        total = exp.Add(this=total, expression=exp.Case(ifs=[exp.If(this=p, true=lit(1))],
+                                                         default=lit(0)))
+    return total >= lit(g.n)
+
+
+def _flags(ctx: _Ctx, cohort: m.Cohort, idx: str, path: str) -> tuple[str, list[str]]:
+    """CTE: every index event with one boolean column per inclusion rule."""
+    rule = _Rule()
+    exprs = []
+    for k, r in enumerate(cohort.inclusion_rules):
+        p = _join_path(path, f"inclusion_rules[{k}].group")
+        exprs.append(exp.Paren(this=_group(ctx, r.group, idx, rule, p)).as_(f"rule_{k + 1}"))
+    i = "i"
+    sel = exp.select(col("event_id", i), col("person_id", i), col("start_date", i),
+                     col("end_date", i), col("op_start", i), col("op_end", i), *exprs).from_(
+        exp.to_table(idx).as_(i))
+    for alias, cte in rule.joins.items():
+        sel = sel.join(exp.to_table(cte).as_(alias), on=exp.EQ(
+            this=col("event_id", alias), expression=col("event_id", i)), join_type="left")
+    person_joins = {
+        "person": ("person", "p", exp.EQ(this=col("person_id", "p"),
+                                         expression=col("person_id", i))),
+        "location": ("location", "loc", exp.EQ(this=col("location_id", "loc"),
+                                               expression=col("location_id", "p"))),
+        "region_indicator": ("region_indicator", "ri", exp.and_(
+            exp.EQ(this=col("location_id", "ri"), expression=col("location_id", "p")),
+            exp.EQ(this=col("year", "ri"), expression=exp.Year(this=col("start_date", i))))),
+        "consent": ("consent", "con", exp.EQ(this=col("person_id", "con"),
+                                             expression=col("person_id", i))),
+    }
+    for key in ("person", "location", "region_indicator", "consent"):
+        if key in rule.person:
+            table, alias, on = person_joins[key]
+            sel = sel.join(exp.to_table(table).as_(alias), on=on, join_type="left")
+    if "sample_link" in rule.person:
+        linked = exp.select("person_id").distinct().from_("sample_link")
+        sel = sel.join(exp.Subquery(this=linked, alias=exp.TableAlias(
+            this=exp.to_identifier("sl"))), on=exp.EQ(this=col("person_id", "sl"),
+                                                      expression=col("person_id", i)),
+            join_type="left")
+    steps = ["entry events"] + [r.name for r in cohort.inclusion_rules]
+    return ctx.add("flags", sel, materialized=True), steps
+
+
+# --- exit, censoring, eras ----------------------------------------------------------------
+
+def _exit_end(ctx: _Ctx, cohort: m.Cohort, path: str) -> tuple[exp.Expression, list]:
+    """End-date expression over alias 'f' (flags) plus extra left joins."""
+    op_end = col("op_end", "f")
+    x = cohort.exit
+    if isinstance(x, m.EndOfObservation):
+        return op_end, []
+    if isinstance(x, m.FixedOffset):
+        anchor = col("start_date" if x.anchor == "index_start" else "end_date", "f")
+        return exp.Least(this=add_days(anchor, x.days), expressions=[op_end]), []
+    eras = _drug_eras(ctx, x, _join_path(path, "exit"))
+    era_end = exp.Coalesce(this=col("era_end", "x"), expressions=[col("start_date", "f")])
+    on = exp.and_(exp.EQ(this=col("person_id", "x"), expression=col("person_id", "f")),
+                  exp.Between(this=col("start_date", "f"), low=col("era_start", "x"),
+                              high=col("era_end", "x")))
+    return exp.Least(this=add_days(era_end, x.offset), expressions=[op_end]), [(eras, "x", on)]
+
+
+def _drug_eras(ctx: _Ctx, x: m.DrugExposureEnd, path: str) -> str:
+    ev = _events(ctx, m.DrugCriterion(concepts=x.concepts), path)
+    prev_end = exp.Window(this=exp.Max(this=col("end_date")), partition_by=[col("person_id")],
+                          order=exp.Order(expressions=[exp.Ordered(this=col("start_date")),
+                                                       exp.Ordered(this=col("end_date"))]),
+                          spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED",
+                                              start_side="PRECEDING", end=lit(1),
+                                              end_side="PRECEDING"))
+    marked = exp.select("person_id", "start_date", "end_date", exp.Case(ifs=[exp.If(
+        this=col("start_date") <= add_days(prev_end, x.gap_days), true=lit(0))],
+        default=lit(1)).as_("new_era")).from_(ev)
+    numbered = exp.select("person_id", "start_date", "end_date", exp.Window(
+        this=exp.Sum(this=col("new_era")), partition_by=[col("person_id")],
+        order=exp.Order(expressions=[exp.Ordered(this=col("start_date")),
+                                     exp.Ordered(this=col("end_date"))]),
+        spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
+                            end="CURRENT ROW")).as_("era")).from_(ctx.add("mark", marked))
+    eras = exp.select("person_id", exp.Min(this=col("start_date")).as_("era_start"),
+                      exp.Max(this=col("end_date")).as_("era_end")).from_(
+        ctx.add("num", numbered)).group_by("person_id", "era")
+    return ctx.add("era", eras)
+
+
+def _censored(ctx: _Ctx, cohort: m.Cohort, qualified: str, path: str) -> str:
+    """Apply exit, censoring, result limit; CTE of (person_id, start_date, end_date)."""
+    end, joins = _exit_end(ctx, cohort, path)
+    f = "f"
+    sel = exp.select(col("person_id", f).as_("person_id"), col("start_date", f).as_("start_date"),
+                     end.as_("end_date")).from_(exp.to_table(qualified).as_(f))
+    for cte, alias, on in joins:
+        sel = sel.join(exp.to_table(cte).as_(alias), on=on, join_type="left")
+    ended = ctx.add("ended", sel)
+    if cohort.censoring:
+        srcs = [_events(ctx, c, _join_path(path, f"censoring[{k}]"))
+                for k, c in enumerate(cohort.censoring)]
+        union: exp.Expression = exp.select("person_id", "start_date").from_(srcs[0])
+        for s in srcs[1:]:
+            union = exp.union(union, exp.select("person_id", "start_date").from_(s),
+                              distinct=False)
+        cens = exp.select(col("person_id", "d"), col("start_date", "d"), exp.Min(
+            this=col("start_date", "c")).as_("censor")).from_(exp.to_table(ended).as_("d")).join(
+            exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier("c"))),
+            on=exp.and_(exp.EQ(this=col("person_id", "c"), expression=col("person_id", "d")),
+                        exp.Between(this=col("start_date", "c"), low=col("start_date", "d"),
+                                    high=col("end_date", "d")))).group_by(
+            col("person_id", "d"), col("start_date", "d"))
+        cname = ctx.add("cens", cens)
+        ended = ctx.add("censored", exp.select(
+            col("person_id", "d"), col("start_date", "d"),
+            exp.Least(this=col("end_date", "d"), expressions=[exp.Coalesce(
+                this=col("censor", "c"), expressions=[col("end_date", "d")])]).as_("end_date"))
+            .from_(exp.to_table(ended).as_("d")).join(exp.to_table(cname).as_("c"), on=exp.and_(
+                exp.EQ(this=col("person_id", "c"), expression=col("person_id", "d")),
+                exp.EQ(this=col("start_date", "c"), expression=col("start_date", "d"))),
+                join_type="left"))
+    if cohort.result_limit == "first":
+        ranked = exp.select("person_id", "start_date", "end_date", exp.Window(
+            this=exp.RowNumber(), partition_by=[col("person_id")], order=exp.Order(
+                expressions=[exp.Ordered(this=col("start_date"))])).as_("rn")).from_(ended)
+        ended = ctx.add("first", exp.select("person_id", "start_date", "end_date").from_(
+            ctx.add("rank", ranked)).where(exp.EQ(this=col("rn"), expression=lit(1))))
+    return ended
+
+
+def _collapse(ctx: _Ctx, rows: str, pad: int) -> str:
+    """Merge each person's overlapping (or within ``pad`` days) periods into eras."""
+    order = exp.Order(expressions=[exp.Ordered(this=col("start_date")),
+                                   exp.Ordered(this=col("end_date"))])
+    prev_end = exp.Window(this=exp.Max(this=col("end_date")), partition_by=[col("person_id")],
+                          order=order, spec=exp.WindowSpec(
+                              kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
+                              end=lit(1), end_side="PRECEDING"))
+    marked = exp.select("person_id", "start_date", "end_date", exp.Case(ifs=[exp.If(
+        this=col("start_date") <= add_days(prev_end, pad), true=lit(0))], default=lit(1)).as_(
+        "new_era")).from_(rows)
+    numbered = exp.select("person_id", "start_date", "end_date", exp.Window(
+        this=exp.Sum(this=col("new_era")), partition_by=[col("person_id")], order=order,
+        spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
+                            end="CURRENT ROW")).as_("era")).from_(ctx.add("cmark", marked))
+    return ctx.add("rows", exp.select(
+        col("person_id").as_("subject_id"), exp.Min(this=col("start_date")).as_(
+            "cohort_start_date"), exp.Max(this=col("end_date")).as_("cohort_end_date")).from_(
+        ctx.add("cnum", numbered)).group_by("person_id", "era"))
+
+
+def _cohort(ctx: _Ctx, cohort: m.Cohort, path: str) -> tuple[str, list[str], str]:
+    idx = _index(ctx, cohort.entry, path)
+    flags, steps = _flags(ctx, cohort, idx, path)
+    rules = [col(f"rule_{k}") for k in range(1, len(steps))]
+    qualified = ctx.add("qual", exp.select("*").from_(flags).where(
+        exp.and_(*rules) if rules else exp.true()))
+    rows = _collapse(ctx, _censored(ctx, cohort, qualified, path), cohort.era_pad_days)
+    counts = [exp.Count(this=exp.Distinct(expressions=[col("person_id")])).as_("n_0")]
+    for k in range(1, len(steps)):
+        cond = exp.and_(*rules[:k])
+        counts.append(exp.Count(this=exp.Distinct(expressions=[exp.Case(
+            ifs=[exp.If(this=cond, true=col("person_id"))])])).as_(f"n_{k}"))
+    attrition = ctx.add("attr", exp.select(*counts).from_(flags))
+    return rows, steps, attrition
+
+
+def _set(ctx: _Ctx, s: m.CohortSet, path: str) -> tuple[str, list[str], str]:
+    operands = [_definition(ctx, c, _join_path(path, f"cohorts[{k}]"))[0]
+                for k, c in enumerate(s.cohorts)]
+    first = operands[0]
+    base = exp.select(col("subject_id").as_("person_id"), col("cohort_start_date").as_(
+        "start_date"), col("cohort_end_date").as_("end_date"))
+    if s.kind == "union":
+        body: exp.Expression = base.from_(first)
+        for o in operands[1:]:
+            body = exp.union(body, base.from_(o), distinct=False)
+    else:
+        body = base.from_(exp.to_table(first).as_("a"))
+        conds = []
+        for o in operands[1:]:
+            sub = exp.select(lit(1)).from_(exp.to_table(o).as_("b")).where(exp.EQ(
+                this=col("subject_id", "b"), expression=col("subject_id", "a")))
+            ex = exp.Exists(this=sub)
+            conds.append(ex if s.kind == "intersect" else exp.Not(this=ex))
+        body = body.where(exp.and_(*conds))
+    rows = _collapse(ctx, ctx.add("setrows", body), 0)
+    counts = [exp.select(exp.Count(this=exp.Distinct(expressions=[col("subject_id")])).as_(
+        "n")).from_(o) for o in [*operands, rows]]
+    attr = exp.select(*[exp.Subquery(this=q).as_(f"n_{k}") for k, q in enumerate(counts)])
+    steps = [f"{s.kind} operand {k + 1}: {c.name}" for k, c in enumerate(s.cohorts)]
+    steps.append(f"{s.kind} result")
+    return rows, steps, ctx.add("attr", attr)
+
+
+def transpile(sql: str, dialect: str) -> str:
+    """Re-render DuckDB SQL for another dialect (for display and tests)."""
+    return sqlglot.transpile(sql, read="duckdb", write=dialect)[0]

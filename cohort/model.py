@@ -1,0 +1,344 @@
+"""Cohort definitions as plain, versioned data (pydantic v2), JSON round-trip lossless.
+
+A :class:`Cohort` has entry events (the index), ordered named inclusion rules (they make
+the attrition), an exit strategy and censoring events. Criteria are a tagged union on
+``kind``; an inclusion rule holds a :class:`Group` of :class:`Requirement` (a criterion, a
+window relative to the index, an occurrence count) and nested groups.
+
+Windows are in days relative to the index date, **inclusive at both ends**; ``None``
+means unbounded. ``Window(start=-365, end=0)`` is "in the year up to and including the
+index day".
+
+>>> c = Cohort(name="t2d", entry=Entry(criteria=[ConditionCriterion(
+...     concepts=ConceptSet(name="T2D", items=[ConceptItem(vocabulary="KCD8", code="E11")]))]))
+>>> Cohort.model_validate_json(c.model_dump_json()) == c
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Range(_Model):
+    """A closed numeric range; either end may be open (None)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Range:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"range min {self.min} is greater than max {self.max}")
+        return self
+
+
+class Window(_Model):
+    """Days relative to the index, inclusive at both ends; None = unbounded.
+
+    ``anchor`` picks the index start or end date as day 0.
+    """
+
+    start: int | None = None
+    end: int | None = None
+    anchor: Literal["index_start", "index_end"] = "index_start"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Window:
+        if self.start is not None and self.end is not None and self.start > self.end:
+            raise ValueError(f"window start {self.start} is after its end {self.end}")
+        return self
+
+
+class Occurrence(_Model):
+    """How many matching events: at least / at most / exactly ``count``."""
+
+    op: Literal["at_least", "at_most", "exactly"] = "at_least"
+    count: int = Field(1, ge=0)
+    distinct_dates: bool = False
+
+
+class ConceptItem(_Model):
+    """One concept of a set, by vocabulary and code (e.g. KCD8 E11) or by concept_id."""
+
+    vocabulary: str | None = None
+    code: str | None = None
+    concept_id: int | None = None
+    include_descendants: bool = True
+    exclude: bool = False
+    include_mapped: bool = False
+
+    @model_validator(mode="after")
+    def _identified(self) -> ConceptItem:
+        if self.concept_id is None and (self.vocabulary is None or self.code is None):
+            raise ValueError("a concept needs a concept_id, or a vocabulary and a code")
+        return self
+
+
+class ConceptSet(_Model):
+    name: str
+    items: list[ConceptItem] = Field(min_length=1)
+
+
+# --- criteria ------------------------------------------------------------------------
+
+class _Event(_Model):
+    """Criteria on dated events; ``first_occurrence`` keeps each person's earliest only."""
+
+    first_occurrence: bool = False
+
+
+class ConditionCriterion(_Event):
+    kind: Literal["condition"] = "condition"
+    concepts: ConceptSet
+
+
+class DrugCriterion(_Event):
+    kind: Literal["drug"] = "drug"
+    concepts: ConceptSet
+
+
+class ProcedureCriterion(_Event):
+    kind: Literal["procedure"] = "procedure"
+    concepts: ConceptSet
+
+
+class MeasurementCriterion(_Event):
+    kind: Literal["measurement"] = "measurement"
+    concepts: ConceptSet
+    value: Range | None = None
+    unit: str | None = None          # UCUM code as in measurement.unit_source_value
+
+
+class VisitCriterion(_Event):
+    kind: Literal["visit"] = "visit"
+    visit_types: list[Literal["IP", "OP", "ER"]] = Field(default_factory=lambda: ["IP", "OP",
+                                                                                  "ER"])
+
+
+class DeathCriterion(_Event):
+    kind: Literal["death"] = "death"
+
+
+class ObservationPeriodCriterion(_Event):
+    kind: Literal["observation_period"] = "observation_period"
+
+
+SCREENING_ITEMS = ("height_cm", "weight_kg", "bmi", "waist_cm", "sbp", "dbp", "fasting_glucose",
+                   "total_cholesterol", "ldl_cholesterol", "hdl_cholesterol", "triglycerides",
+                   "egfr", "smoking_status", "drinking_days_per_week", "exercise_days_per_week")
+
+
+class ScreeningCriterion(_Event):
+    """A national health-screening record whose ``item`` lies in ``value``."""
+
+    kind: Literal["screening"] = "screening"
+    item: Literal[SCREENING_ITEMS]  # type: ignore[valid-type]
+    value: Range = Range()
+
+
+class LifelogCriterion(_Model):
+    """An aggregate of a daily wearable metric over the requirement's window.
+
+    ``aggregate``: mean/min/max/sum of the metric, or ``days_meeting`` = number of days
+    whose value lies in ``day_range``. Needs at least ``min_days`` days with data in the
+    window, else the person does not meet it.
+    """
+
+    kind: Literal["lifelog"] = "lifelog"
+    metric: Literal["steps", "sleep_minutes", "resting_hr", "active_minutes"]
+    aggregate: Literal["mean", "min", "max", "sum", "days_meeting"] = "mean"
+    value: Range = Range()
+    day_range: Range | None = None
+    min_days: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _day_range(self) -> LifelogCriterion:
+        if self.aggregate == "days_meeting" and self.day_range is None:
+            raise ValueError("aggregate 'days_meeting' needs a day_range")
+        return self
+
+
+class RegionIndicatorCriterion(_Model):
+    """The regional indicator of the person's region in the index year lies in ``value``."""
+
+    kind: Literal["region_indicator"] = "region_indicator"
+    indicator: Literal["deprivation_index", "pm25"]
+    value: Range
+
+
+class ConsentCriterion(_Model):
+    """Consented to ``scope`` and not withdrawn by the index date."""
+
+    kind: Literal["consent"] = "consent"
+    scope: Literal["clinical", "public", "lifelog", "genomic"]
+
+
+class GenomeCriterion(_Model):
+    """Has a genome (a sample in sample_link)."""
+
+    kind: Literal["has_genome"] = "has_genome"
+
+
+class AgeCriterion(_Model):
+    """Age in whole years at the index date."""
+
+    kind: Literal["age"] = "age"
+    value: Range
+
+
+class SexCriterion(_Model):
+    kind: Literal["sex"] = "sex"
+    values: list[Literal["male", "female"]] = Field(min_length=1)
+
+
+class RegionCriterion(_Model):
+    """Region (시도) codes of the person's location, e.g. "11" Seoul."""
+
+    kind: Literal["region"] = "region"
+    codes: list[str] = Field(min_length=1)
+
+
+class CohortMemberCriterion(_Model):
+    """Entry into another cohort (its cohort_start_date) within the requirement's window."""
+
+    kind: Literal["cohort_member"] = "cohort_member"
+    cohort: Cohort
+
+
+EventCriterion = Annotated[
+    ConditionCriterion | DrugCriterion | ProcedureCriterion | MeasurementCriterion
+    | VisitCriterion | DeathCriterion | ObservationPeriodCriterion | ScreeningCriterion,
+    Field(discriminator="kind"),
+]
+Criterion = Annotated[
+    ConditionCriterion | DrugCriterion | ProcedureCriterion | MeasurementCriterion
+    | VisitCriterion | DeathCriterion | ObservationPeriodCriterion | ScreeningCriterion
+    | LifelogCriterion | RegionIndicatorCriterion | ConsentCriterion | GenomeCriterion
+    | AgeCriterion | SexCriterion | RegionCriterion | CohortMemberCriterion,
+    Field(discriminator="kind"),
+]
+EVENT_KINDS = ("condition", "drug", "procedure", "measurement", "visit", "death",
+               "observation_period", "screening")
+WINDOWED_KINDS = (*EVENT_KINDS, "lifelog", "cohort_member")
+
+
+class Requirement(_Model):
+    """A criterion evaluated relative to the index: window and occurrence.
+
+    For event criteria the window bounds the event start date and ``occurrence`` counts
+    events; lifelog aggregates use the window as the aggregation period (default: the
+    year before the index); person-level criteria (age, sex, consent...) ignore both.
+    """
+
+    kind: Literal["requirement"] = "requirement"
+    criterion: Criterion
+    window: Window | None = None
+    occurrence: Occurrence = Occurrence()
+    restrict_to_observation: bool = True
+
+
+class Group(_Model):
+    """ALL / ANY / AT_LEAST n of its items (requirements or nested groups)."""
+
+    kind: Literal["group"] = "group"
+    mode: Literal["all", "any", "at_least"] = "all"
+    n: int = Field(1, ge=0)
+    items: list[Annotated[Requirement | Group, Field(discriminator="kind")]] = Field(
+        min_length=1)
+
+
+class InclusionRule(_Model):
+    name: str
+    description: str = ""
+    group: Group
+
+
+class Entry(_Model):
+    """The index events: any of ``criteria``; first per person or all; observation needs."""
+
+    criteria: list[EventCriterion] = Field(min_length=1)
+    limit: Literal["first", "all"] = "first"
+    prior_observation: int = Field(0, ge=0)
+    post_observation: int = Field(0, ge=0)
+
+
+class EndOfObservation(_Model):
+    kind: Literal["end_of_observation"] = "end_of_observation"
+
+
+class FixedOffset(_Model):
+    """Exit ``days`` after the index start (or end), capped at the end of observation."""
+
+    kind: Literal["fixed_offset"] = "fixed_offset"
+    days: int = Field(ge=0)
+    anchor: Literal["index_start", "index_end"] = "index_start"
+
+
+class DrugExposureEnd(_Model):
+    """Exit at the end of continuous exposure to ``concepts`` (gaps up to ``gap_days``
+    bridged) plus ``offset`` days, capped at the end of observation."""
+
+    kind: Literal["drug_exposure_end"] = "drug_exposure_end"
+    concepts: ConceptSet
+    gap_days: int = Field(30, ge=0)
+    offset: int = Field(0, ge=0)
+
+
+Exit = Annotated[EndOfObservation | FixedOffset | DrugExposureEnd, Field(discriminator="kind")]
+
+
+class Cohort(_Model):
+    """A cohort definition (see the module docstring)."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    kind: Literal["cohort"] = "cohort"
+    name: str
+    description: str = ""
+    entry: Entry
+    inclusion_rules: list[InclusionRule] = Field(default_factory=list)
+    exit: Exit = EndOfObservation()
+    censoring: list[EventCriterion] = Field(default_factory=list)
+    result_limit: Literal["first", "all"] = "all"
+    era_pad_days: int = Field(0, ge=0)
+
+    def content_hash(self) -> str:
+        """Stable hash of the definition's meaning-bearing content (not name/description).
+
+        >>> a = Cohort(name="a", entry=Entry(criteria=[DeathCriterion()]))
+        >>> a.content_hash() == a.model_copy(update={"name": "b"}).content_hash()
+        True
+        """
+        data = self.model_dump(mode="json", exclude={"name", "description"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_json(self, **kw: Any) -> str:
+        return self.model_dump_json(indent=2, **kw)
+
+
+class CohortSet(_Model):
+    """Set operations over cohorts' members: union, intersect, minus (first minus rest)."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    kind: Literal["union", "intersect", "minus"]
+    name: str
+    cohorts: list[Annotated[Cohort | CohortSet, Field(discriminator="kind")]] = Field(
+        min_length=2)
+
+    def content_hash(self) -> str:
+        data = self.model_dump(mode="json", exclude={"name"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+CohortMemberCriterion.model_rebuild()
+Definition = Annotated[Cohort | CohortSet, Field(discriminator="kind")]
