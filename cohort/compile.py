@@ -192,7 +192,8 @@ def _events(ctx: _Ctx, c: m.EventCriterion, path: str) -> str:
     if c.first_occurrence:
         ranked = sel.select(exp.Window(
             this=exp.RowNumber(), partition_by=[col("person_id", e)],
-            order=exp.Order(expressions=[exp.Ordered(this=col(start, e))])).as_("rn"))
+            order=exp.Order(expressions=[exp.Ordered(this=col(start, e)),
+                                         exp.Ordered(this=end_expr.copy())])).as_("rn"))
         sel = exp.select("person_id", "start_date", "end_date").from_(
             exp.Subquery(this=ranked, alias=exp.TableAlias(this=exp.to_identifier("f")))
         ).where(exp.EQ(this=col("rn"), expression=lit(1)))
@@ -493,7 +494,8 @@ def _censored(ctx: _Ctx, cohort: m.Cohort, qualified: str, path: str) -> str:
     if cohort.result_limit == "first":
         ranked = exp.select("person_id", "start_date", "end_date", exp.Window(
             this=exp.RowNumber(), partition_by=[col("person_id")], order=exp.Order(
-                expressions=[exp.Ordered(this=col("start_date"))])).as_("rn")).from_(ended)
+                expressions=[exp.Ordered(this=col("start_date")),
+                             exp.Ordered(this=col("end_date"))])).as_("rn")).from_(ended)
         ended = ctx.add("first", exp.select("person_id", "start_date", "end_date").from_(
             ctx.add("rank", ranked)).where(exp.EQ(this=col("rn"), expression=lit(1))))
     return ended
