@@ -224,8 +224,6 @@ def _index(ctx: _Ctx, entry: m.Entry, path: str) -> str:
     if entry.post_observation:
         conds.append(add_days(col("start_date", e), entry.post_observation)
                      <= col("observation_period_end_date", op))
-    if (nw := _not_withdrawn(ctx, col("person_id", e))) is not None:
-        conds.append(nw)
     order = exp.Order(expressions=[exp.Ordered(this=col("start_date", e)),
                                    exp.Ordered(this=col("end_date", e))])
     sel = exp.select(
@@ -238,6 +236,8 @@ def _index(ctx: _Ctx, entry: m.Entry, path: str) -> str:
     ).from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(e)))).join(
         exp.to_table("observation_period").as_(op),
         on=exp.and_(exp.EQ(this=col("person_id", op), expression=col("person_id", e)), *conds))
+    if (nw := _not_withdrawn(ctx, col("person_id", e))) is not None:
+        sel = sel.where(nw)   # in WHERE, not ON: Spark allows no subquery in a join condition
     ranked = ctx.add("entry", sel)
     keep = exp.select(
         exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[

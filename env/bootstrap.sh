@@ -37,6 +37,18 @@ if [ "$jm" != "11" ] && [ "$jm" != "17" ]; then
   fi
 fi
 
+# --- PostgreSQL server (equality tests and benchmarks; optional elsewhere) ----
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    say "PostgreSQL server not found; installing Debian's postgresql (for the equality tests)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq postgresql >/dev/null
+  else
+    say "note: no PostgreSQL server (initdb) found; the PostgreSQL tests will be skipped. As root: apt-get install -y postgresql"
+  fi
+fi
+
 # --- virtualenv from the lock ---------------------------------------------
 want=$(sha256sum "$LOCK" pyproject.toml | sha256sum | cut -c1-16)
 stamp="$VENV/.bootstrap-stamp"

@@ -33,3 +33,33 @@ def default_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("default") / "release"
     build_release(out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn():
+    """A PostgreSQL server started for the session (Debian's postgresql; `make test`
+    installs it when run as root)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "integration"))
+    from _pg import initdb_path, start_postgres
+
+    if initdb_path() is None:
+        pytest.skip("no PostgreSQL server installed (as root: apt-get install postgresql)")
+    dsn, stop = start_postgres()
+    yield dsn
+    stop()
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session (2 cores) for the whole test session."""
+    from pyspark.sql import SparkSession
+
+    s = (SparkSession.builder.master("local[2]").appName("workbench-tests")
+         .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
+         .config("spark.sql.shuffle.partitions", "4").config("spark.driver.memory", "2g")
+         .getOrCreate())
+    s.sparkContext.setLogLevel("ERROR")
+    yield s
+    s.stop()

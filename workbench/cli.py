@@ -18,6 +18,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Research workbench for the national bio big-data resource.")
 release_app = typer.Typer(no_args_is_help=True, help="Build, inspect and report on releases.")
 app.add_typer(release_app, name="release")
+cohort_app = typer.Typer(no_args_is_help=True,
+                         help="Count, list, describe and compare cohort definitions.")
+app.add_typer(cohort_app, name="cohort")
 
 DEFAULT_RELEASE = Path("releases/default")
 DEFAULT_OUTPUTS = Path("outputs")
@@ -98,6 +101,103 @@ def release_report(
     except WorkbenchError as e:
         _fail(e)
     typer.echo(f"report written to {path.resolve()}")
+
+
+def _definition(path: Path):
+    """Our JSON or ATLAS/Circe JSON (detected)."""
+    try:
+        from cohort.atlas import load_any
+    except ImportError:   # pragma: no cover - atlas support not installed
+        from cohort.io import load as load_any
+    return load_any(path)
+
+
+def _cell(cell) -> int | str:
+    return cell if isinstance(cell, int) else str(cell)
+
+
+@cohort_app.command("count")
+def cohort_count(
+    definition: Path = typer.Argument(..., help="Definition JSON (ours or ATLAS)."),
+    release: Path = typer.Option(DEFAULT_RELEASE, "--release", help="Release directory."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Persons in the cohort and the attrition by inclusion rule (small cells hidden)."""
+    from cohort.engine import run
+    from workbench import catalog
+
+    try:
+        d = _definition(definition)
+        with catalog.open(release) as cat:
+            res = run(d, cat)
+            att = res.attrition
+    except WorkbenchError as e:
+        _fail(e)
+    if as_json:
+        typer.echo(json.dumps({
+            "count": _cell(res.count), "release_id": res.release_id,
+            "definition_hash": d.content_hash(),
+            "attrition": [{"rule": r["rule"], "persons": r["persons"]
+                           if r["persons"] is not None else r["persons_shown"]}
+                          for r in att.iter_rows(named=True)]}, ensure_ascii=False))
+        return
+    typer.echo(f"{d.name}: {res.policy.format(res.count)} persons "
+               f"(release {res.release_id})")
+    for r in att.iter_rows(named=True):
+        lost = f"  (-{r['lost_shown']})" if r["lost_shown"] else ""
+        typer.echo(f"  {r['step']:>2}. {r['rule']:<48} {r['persons_shown']:>10}{lost}")
+
+
+@cohort_app.command("members")
+def cohort_members(
+    definition: Path = typer.Argument(..., help="Definition JSON (ours or ATLAS)."),
+    release: Path = typer.Option(DEFAULT_RELEASE, "--release", help="Release directory."),
+    out: Path = typer.Option(..., "-o", "--out", help="Parquet file to write."),
+) -> None:
+    """Write the cohort's rows (subject_id, cohort_start_date, cohort_end_date) to Parquet."""
+    from cohort.engine import run
+    from workbench import catalog
+
+    try:
+        d = _definition(definition)
+        with catalog.open(release) as cat:
+            res = run(d, cat)
+    except WorkbenchError as e:
+        _fail(e)
+    tmp = out.with_name(out.name + ".tmp")
+    res.members.write_parquet(tmp)
+    tmp.replace(out)
+    typer.echo(f"{res.members.height:,} rows written to {out}")
+
+
+@cohort_app.command("describe")
+def cohort_describe(definition: Path = typer.Argument(..., help="Definition JSON.")) -> None:
+    """The definition in plain words (checks it without running)."""
+    from cohort.describe import describe
+
+    try:
+        d = _definition(definition)
+    except WorkbenchError as e:
+        _fail(e)
+    typer.echo(describe(d))
+    typer.echo(f"(definition hash {d.content_hash()})")
+
+
+@cohort_app.command("diff")
+def cohort_diff(a: Path = typer.Argument(...), b: Path = typer.Argument(...)) -> None:
+    """Differences of meaning between two definitions (exit 1 if they differ)."""
+    from cohort.describe import diff
+
+    try:
+        lines = diff(_definition(a), _definition(b))
+    except WorkbenchError as e:
+        _fail(e)
+    if not lines:
+        typer.echo("no difference in meaning")
+        return
+    for line in lines:
+        typer.echo(line)
+    raise typer.Exit(1)
 
 
 @app.command()
