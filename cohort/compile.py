@@ -144,9 +144,24 @@ def compile_definition(definition: m.Cohort | m.CohortSet, tables: set[str],
         query = exp.union(query, p, distinct=False)
     final = exp.select("*").from_(exp.Subquery(this=query, alias=exp.TableAlias(
         this=exp.to_identifier("result"))))
+    uses = _references(ctx, query)
     for name, body, mat in ctx.ctes:
-        final = final.with_(name, as_=body, materialized=mat or None)
+        # used once: inline it, so filters and join keys reach the table scan; the index
+        # events and rule flags, used many times, are computed once
+        final = final.with_(name, as_=body, materialized=True if mat else (
+            False if uses[name] == 1 else None))
     return Compiled(final, steps)
+
+
+def _references(ctx: _Ctx, query: exp.Expression) -> dict[str, int]:
+    """How many times each CTE is referenced (in the query and in other CTEs)."""
+    names = {n for n, _, _ in ctx.ctes}
+    uses = dict.fromkeys(names, 0)
+    for node in [query, *[b for _, b, _ in ctx.ctes]]:
+        for t in node.find_all(exp.Table):
+            if t.name in names:
+                uses[t.name] += 1
+    return uses
 
 
 def _definition(ctx: _Ctx, d: m.Cohort | m.CohortSet, path: str) -> tuple[str, list[str], str]:
@@ -190,14 +205,24 @@ def _events(ctx: _Ctx, c: m.EventCriterion, path: str) -> str:
     if conds:
         sel = sel.where(exp.and_(*conds))
     if c.first_occurrence:
-        ranked = sel.select(exp.Window(
-            this=exp.RowNumber(), partition_by=[col("person_id", e)],
-            order=exp.Order(expressions=[exp.Ordered(this=col(start, e)),
-                                         exp.Ordered(this=end_expr.copy())])).as_("rn"))
-        sel = exp.select("person_id", "start_date", "end_date").from_(
-            exp.Subquery(this=ranked, alias=exp.TableAlias(this=exp.to_identifier("f")))
-        ).where(exp.EQ(this=col("rn"), expression=lit(1)))
+        return _first_per_person(ctx, ctx.add("all", sel))
     return ctx.add("ev", sel)
+
+
+def _first_per_person(ctx: _Ctx, source: str, extra: tuple[str, ...] = ()) -> str:
+    """Each person's earliest row (start, then end date) by aggregation rather than a
+    window function. ``extra`` columns are constant per (person, start date)."""
+    firsts = exp.select(col("person_id"), exp.Min(this=col("start_date")).as_("start_date")
+                        ).from_(source).group_by("person_id")
+    fname = ctx.add("firsts", firsts)
+    s, f = "s", "f"
+    group = [col("person_id", s), col("start_date", s), *[col(x, s) for x in extra]]
+    sel = exp.select(*[g.copy().as_(g.name) for g in group],
+                     exp.Min(this=col("end_date", s)).as_("end_date")).from_(
+        exp.to_table(source).as_(s)).join(exp.to_table(fname).as_(f), on=exp.and_(
+            exp.EQ(this=col("person_id", f), expression=col("person_id", s)),
+            exp.EQ(this=col("start_date", f), expression=col("start_date", s)))).group_by(*group)
+    return ctx.add("first", sel)
 
 
 def _not_withdrawn(ctx: _Ctx, person: exp.Expression) -> exp.Expression | None:
@@ -224,29 +249,25 @@ def _index(ctx: _Ctx, entry: m.Entry, path: str) -> str:
     if entry.post_observation:
         conds.append(add_days(col("start_date", e), entry.post_observation)
                      <= col("observation_period_end_date", op))
-    order = exp.Order(expressions=[exp.Ordered(this=col("start_date", e)),
-                                   exp.Ordered(this=col("end_date", e))])
     sel = exp.select(
         col("person_id", e).as_("person_id"), col("start_date", e).as_("start_date"),
         col("end_date", e).as_("end_date"),
         col("observation_period_start_date", op).as_("op_start"),
         col("observation_period_end_date", op).as_("op_end"),
-        exp.Window(this=exp.RowNumber(), partition_by=[col("person_id", e)],
-                   order=order).as_("person_rank"),
     ).from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(e)))).join(
         exp.to_table("observation_period").as_(op),
         on=exp.and_(exp.EQ(this=col("person_id", op), expression=col("person_id", e)), *conds))
     if (nw := _not_withdrawn(ctx, col("person_id", e))) is not None:
         sel = sel.where(nw)   # in WHERE, not ON: Spark allows no subquery in a join condition
-    ranked = ctx.add("entry", sel)
+    entry_events = ctx.add("entry", sel)
+    if entry.limit == "first":
+        entry_events = _first_per_person(ctx, entry_events, extra=("op_start", "op_end"))
     keep = exp.select(
         exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[
             exp.Ordered(this=col("person_id")), exp.Ordered(this=col("start_date")),
             exp.Ordered(this=col("end_date")), exp.Ordered(this=col("op_start"))])).as_(
             "event_id"),
-        "person_id", "start_date", "end_date", "op_start", "op_end").from_(ranked)
-    if entry.limit == "first":
-        keep = keep.where(exp.EQ(this=col("person_rank"), expression=lit(1)))
+        "person_id", "start_date", "end_date", "op_start", "op_end").from_(entry_events)
     return ctx.add("idx", keep, materialized=True)
 
 

@@ -53,6 +53,7 @@ DISEASES: tuple[Disease, ...] = (
     Disease("dementia", 4.0e-8, 0.140, "chronic", 2.0, (("G30.9", 0.5), ("F03", 0.5))),
 )
 INDEX = {d.name: i for i, d in enumerate(DISEASES)}
+_ANY_AGE = {"asthma", "gerd", "depression", "obesity"}   # others start at 18
 NEVER = np.iinfo(np.int32).max
 
 # yearly mortality hazard ratio while a disease is present
@@ -84,11 +85,12 @@ class Histories:
 
 
 def _onset(lam: float, gam: float, mult: np.ndarray, birth: np.ndarray,
-           rng: np.random.Generator) -> np.ndarray:
+           rng: np.random.Generator, min_age: float = 0.0) -> np.ndarray:
+    """Onset day; the hazard is zero before ``min_age`` and Gompertz from then on."""
     e = rng.exponential(1.0, len(birth))
     with np.errstate(divide="ignore", over="ignore"):
-        rate = mult * lam
-        t = np.log1p(e * gam / rate) / gam if gam > 0 else e / rate
+        rate = mult * lam * np.exp(gam * min_age)
+        t = min_age + (np.log1p(e * gam / rate) / gam if gam > 0 else e / rate)
     t = np.where(np.isfinite(t) & (t < 120), t, np.inf)
     out = np.full(len(birth), NEVER, np.int64)
     ok = np.isfinite(t)
@@ -112,7 +114,8 @@ def simulate(pop: Population, rng: np.random.Generator) -> Histories:
         mult = np.exp(np.broadcast_to(log_mult, (n,)))
         if allowed is not None:
             mult = np.where(allowed, mult, 0.0)
-        onset[INDEX[name]] = _onset(d.lam, d.gam, mult, pop.birth, rng)
+        onset[INDEX[name]] = _onset(d.lam, d.gam, mult, pop.birth, rng,
+                                    0.0 if name in _ANY_AGE else 18.0)
 
     def ever(name: str) -> np.ndarray:
         return onset[INDEX[name]] <= pop.obs_end
