@@ -116,7 +116,11 @@ def polars_attrition(rel: Path, c: dict[str, list[int]]) -> list[int]:
 
 def pandas_attrition(rel: Path, c: dict[str, list[int]]) -> list[int]:
     def read(t: str, cols: list[str]) -> pd.DataFrame:
-        return pd.read_parquet(next(rel.glob(f"*/{t}.parquet")), columns=cols)
+        df = pd.read_parquet(next(rel.glob(f"*/{t}.parquet")), columns=cols)
+        for col in cols:   # Arrow dates arrive as Python objects; make them datetime64
+            if "date" in col:
+                df[col] = pd.to_datetime(df[col])
+        return df
 
     op = read("observation_period", ["person_id", "observation_period_start_date",
                                      "observation_period_end_date"])

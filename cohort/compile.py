@@ -457,27 +457,31 @@ def _exit_end(ctx: _Ctx, cohort: m.Cohort, path: str) -> tuple[exp.Expression, l
     return exp.Least(this=add_days(era_end, x.offset), expressions=[op_end]), [(eras, "x", on)]
 
 
-def _drug_eras(ctx: _Ctx, x: m.DrugExposureEnd, path: str) -> str:
-    ev = _events(ctx, m.DrugCriterion(concepts=x.concepts), path)
+def _islands(ctx: _Ctx, source: str, gap: int) -> str:
+    """Gaps and islands: each person's periods (person_id, start_date, end_date) merged
+    where one starts within ``gap`` days of the end of any earlier one; CTE of
+    (person_id, era_start, era_end)."""
+    order = exp.Order(expressions=[exp.Ordered(this=col("start_date")),
+                                   exp.Ordered(this=col("end_date"))])
     prev_end = exp.Window(this=exp.Max(this=col("end_date")), partition_by=[col("person_id")],
-                          order=exp.Order(expressions=[exp.Ordered(this=col("start_date")),
-                                                       exp.Ordered(this=col("end_date"))]),
-                          spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED",
-                                              start_side="PRECEDING", end=lit(1),
-                                              end_side="PRECEDING"))
+                          order=order, spec=exp.WindowSpec(
+                              kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
+                              end=lit(1), end_side="PRECEDING"))
     marked = exp.select("person_id", "start_date", "end_date", exp.Case(ifs=[exp.If(
-        this=col("start_date") <= add_days(prev_end, x.gap_days), true=lit(0))],
-        default=lit(1)).as_("new_era")).from_(ev)
+        this=col("start_date") <= add_days(prev_end, gap), true=lit(0))], default=lit(1)).as_(
+        "new_era")).from_(source)
     numbered = exp.select("person_id", "start_date", "end_date", exp.Window(
-        this=exp.Sum(this=col("new_era")), partition_by=[col("person_id")],
-        order=exp.Order(expressions=[exp.Ordered(this=col("start_date")),
-                                     exp.Ordered(this=col("end_date"))]),
+        this=exp.Sum(this=col("new_era")), partition_by=[col("person_id")], order=order,
         spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
                             end="CURRENT ROW")).as_("era")).from_(ctx.add("mark", marked))
-    eras = exp.select("person_id", exp.Min(this=col("start_date")).as_("era_start"),
-                      exp.Max(this=col("end_date")).as_("era_end")).from_(
-        ctx.add("num", numbered)).group_by("person_id", "era")
-    return ctx.add("era", eras)
+    return ctx.add("era", exp.select(
+        "person_id", exp.Min(this=col("start_date")).as_("era_start"),
+        exp.Max(this=col("end_date")).as_("era_end")).from_(
+        ctx.add("num", numbered)).group_by("person_id", "era"))
+
+
+def _drug_eras(ctx: _Ctx, x: m.DrugExposureEnd, path: str) -> str:
+    return _islands(ctx, _events(ctx, m.DrugCriterion(concepts=x.concepts), path), x.gap_days)
 
 
 def _censored(ctx: _Ctx, cohort: m.Cohort, qualified: str, path: str) -> str:
@@ -523,24 +527,10 @@ def _censored(ctx: _Ctx, cohort: m.Cohort, qualified: str, path: str) -> str:
 
 
 def _collapse(ctx: _Ctx, rows: str, pad: int) -> str:
-    """Merge each person's overlapping (or within ``pad`` days) periods into eras."""
-    order = exp.Order(expressions=[exp.Ordered(this=col("start_date")),
-                                   exp.Ordered(this=col("end_date"))])
-    prev_end = exp.Window(this=exp.Max(this=col("end_date")), partition_by=[col("person_id")],
-                          order=order, spec=exp.WindowSpec(
-                              kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
-                              end=lit(1), end_side="PRECEDING"))
-    marked = exp.select("person_id", "start_date", "end_date", exp.Case(ifs=[exp.If(
-        this=col("start_date") <= add_days(prev_end, pad), true=lit(0))], default=lit(1)).as_(
-        "new_era")).from_(rows)
-    numbered = exp.select("person_id", "start_date", "end_date", exp.Window(
-        this=exp.Sum(this=col("new_era")), partition_by=[col("person_id")], order=order,
-        spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
-                            end="CURRENT ROW")).as_("era")).from_(ctx.add("cmark", marked))
+    """Merge each person's overlapping (or within ``pad`` days) periods into cohort rows."""
     return ctx.add("rows", exp.select(
-        col("person_id").as_("subject_id"), exp.Min(this=col("start_date")).as_(
-            "cohort_start_date"), exp.Max(this=col("end_date")).as_("cohort_end_date")).from_(
-        ctx.add("cnum", numbered)).group_by("person_id", "era"))
+        col("person_id").as_("subject_id"), col("era_start").as_("cohort_start_date"),
+        col("era_end").as_("cohort_end_date")).from_(_islands(ctx, rows, pad)))
 
 
 def _cohort(ctx: _Ctx, cohort: m.Cohort, path: str) -> tuple[str, list[str], str]:
