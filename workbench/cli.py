@@ -55,6 +55,25 @@ def release_synth(
                f"({m['tables']['person']['rows']:,} persons)")
 
 
+@release_app.command("load-omop")
+def release_load_omop(
+    csv_dir: Path = typer.Argument(..., help="Directory of the OMOP CDM CSV export."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the release to."),
+    force: bool = typer.Option(False, "--force", help="Replace the release at --out."),
+) -> None:
+    """Load an OMOP CDM v5.3/v5.4 CSV export (comma or tab, any header case) into a release."""
+    from workbench.omop_load import load_omop
+
+    try:
+        m = load_omop(csv_dir, out, force=force, progress=sys.stderr.isatty())
+    except WorkbenchError as e:
+        _fail(e)
+    for w in m["warnings"]:
+        typer.echo(f"warning: {w}", err=True)
+    typer.echo(f"release {m['release_id']} written to {out} "
+               f"({len(m['tables'])} tables, vocabulary: {m['vocabulary']})")
+
+
 @release_app.command("info")
 def release_info(
     release: Path = typer.Argument(..., help="Release directory."),
