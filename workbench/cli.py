@@ -189,6 +189,52 @@ def cohort_members(
     typer.echo(f"{res.members.height:,} rows written to {out}")
 
 
+@cohort_app.command("import-atlas")
+def cohort_import_atlas(
+    atlas_json: Path = typer.Argument(..., help="ATLAS / Circe cohort JSON (or a WebAPI export)."),
+    out: Path = typer.Option(..., "-o", "--out", help="Definition JSON to write."),
+) -> None:
+    """Convert an OHDSI ATLAS definition; unsupported parts are listed with JSON paths."""
+    from cohort import io
+    from cohort.atlas import from_atlas
+
+    try:
+        data = json.loads(atlas_json.read_text(encoding="utf-8"))
+        d = from_atlas(data)
+    except json.JSONDecodeError as e:
+        _fail(UsageError(f"{atlas_json} is not valid JSON: {e.msg} (line {e.lineno})"))
+    except OSError as e:
+        _fail(UsageError(f"cannot read {atlas_json}: {e.strerror}"))
+    except WorkbenchError as e:
+        _fail(e)
+    io.save(d, out)
+    typer.echo(f"{d.name!r}: {len(d.inclusion_rules)} inclusion rules -> {out}")
+
+
+@cohort_app.command("export-atlas")
+def cohort_export_atlas(
+    definition: Path = typer.Argument(..., help="Our definition JSON."),
+    out: Path = typer.Option(..., "-o", "--out", help="ATLAS JSON to write."),
+    release: Path | None = typer.Option(None, "--release",
+                                        help="Fill CONCEPT_IDs from this release."),
+) -> None:
+    """Export to OHDSI ATLAS / Circe JSON (features Circe lacks are refused by path)."""
+    from cohort.atlas import to_atlas
+    from workbench import catalog
+
+    try:
+        d = _definition(definition)
+        if release is not None:
+            with catalog.open(release) as cat:
+                data = to_atlas(d, catalog=cat)
+        else:
+            data = to_atlas(d)
+    except WorkbenchError as e:
+        _fail(e)
+    out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    typer.echo(f"written {out}")
+
+
 @cohort_app.command("describe")
 def cohort_describe(definition: Path = typer.Argument(..., help="Definition JSON.")) -> None:
     """The definition in plain words (checks it without running)."""
