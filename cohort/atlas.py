@@ -328,9 +328,6 @@ class _Importer:
                                      integral=False)
         if body.get("Unit"):
             kw["unit"] = self.unit(body["Unit"], f"{path}.Unit")
-        if kind == "Measurement" and body.get("First") and ("value" in kw or "unit" in kw):
-            self.bad(f"{path}.First", "Circe takes each person's first measurement, then "
-                     "filters value/unit; ours takes the first that passes the filters")
         if len(self.problems) > before:
             return None, cc
         if kind == "DrugEra":
@@ -667,10 +664,6 @@ class _Exporter:
             self.bad(f"{path}.first_occurrence", "Circe's Death has no First (one per person)")
         elif c.first_occurrence:
             body["First"] = True
-        if isinstance(c, m.MeasurementCriterion) and c.first_occurrence and (
-                c.value is not None or c.unit is not None):
-            self.bad(f"{path}.first_occurrence", "Circe filters value/unit after taking the "
-                     "first measurement; ours before")
         if isinstance(c, m.MeasurementCriterion) and c.value is not None:
             body["ValueAsNumber"] = self.numeric(c.value, f"{path}.value", integral=False)
         if isinstance(c, m.MeasurementCriterion) and c.unit is not None:

@@ -31,21 +31,37 @@ from cohort.errors import DefinitionError
 
 Resolver = Callable[[m.ConceptSet, str], Resolved]
 
-# kind -> (table, start column, end expression column, concept column, source concept column)
-_EVENTS: dict[str, tuple[str, str, str, str | None, str | None]] = {
-    "condition": ("condition_occurrence", "condition_start_date", "condition_end_date",
-                  "condition_concept_id", "condition_source_concept_id"),
-    "drug": ("drug_exposure", "drug_exposure_start_date", "drug_exposure_end_date",
-             "drug_concept_id", "drug_source_concept_id"),
-    "procedure": ("procedure_occurrence", "procedure_date", "procedure_date",
-                  "procedure_concept_id", None),
-    "measurement": ("measurement", "measurement_date", "measurement_date",
-                    "measurement_concept_id", None),
-    "visit": ("visit_occurrence", "visit_start_date", "visit_end_date", None, None),
-    "death": ("death", "death_date", "death_date", None, None),
-    "observation_period": ("observation_period", "observation_period_start_date",
-                           "observation_period_end_date", None, None),
-    "screening": ("health_screening", "screening_date", "screening_date", None, None),
+@dataclass(frozen=True)
+class _Source:
+    """Where an event criterion's events live, and Circe's end date when none is recorded
+    (conditions +1 day; drugs days_supply, else +1 day; point events +1 day)."""
+
+    table: str
+    start: str
+    end: str | None            # recorded end column, if any
+    event_id: str | None       # tie-break for "first" (Circe orders by date, then id)
+    concept: str | None = None
+    source_concept: str | None = None
+    days_supply: bool = False
+
+
+_EVENTS: dict[str, _Source] = {
+    "condition": _Source("condition_occurrence", "condition_start_date", "condition_end_date",
+                         "condition_occurrence_id", "condition_concept_id",
+                         "condition_source_concept_id"),
+    "drug": _Source("drug_exposure", "drug_exposure_start_date", "drug_exposure_end_date",
+                    "drug_exposure_id", "drug_concept_id", "drug_source_concept_id",
+                    days_supply=True),
+    "procedure": _Source("procedure_occurrence", "procedure_date", None,
+                         "procedure_occurrence_id", "procedure_concept_id"),
+    "measurement": _Source("measurement", "measurement_date", None, "measurement_id",
+                           "measurement_concept_id"),
+    "visit": _Source("visit_occurrence", "visit_start_date", "visit_end_date",
+                     "visit_occurrence_id"),
+    "death": _Source("death", "death_date", None, None),
+    "observation_period": _Source("observation_period", "observation_period_start_date",
+                                  "observation_period_end_date", "observation_period_id"),
+    "screening": _Source("health_screening", "screening_date", None, None),
 }
 _PERSON_TABLES = {"age": "person", "sex": "person", "region": "location",
                   "region_indicator": "region_indicator", "consent": "consent",
@@ -176,53 +192,87 @@ def _join_path(path: str, key: str) -> str:
 
 # --- events -----------------------------------------------------------------------------
 
+def _end_expr(src: _Source, e: str) -> exp.Expression:
+    start = col(src.start, e)
+    fallbacks: list[exp.Expression] = []
+    if src.days_supply:
+        fallbacks.append(exp.cast(exp.DateAdd(this=start, expression=col("days_supply", e),
+                                              unit=exp.var("DAY")), "DATE"))
+    fallbacks.append(add_days(start, 1))
+    if src.end is None:
+        return fallbacks[-1]
+    return exp.Coalesce(this=col(src.end, e), expressions=fallbacks)
+
+
+def _codeset_match(ctx: _Ctx, src: _Source, cs: m.ConceptSet, e: str, path: str,
+                   *, source_column: bool = False) -> exp.Expression:
+    """Circe's codeset join: the concept column in the resolved set (mapped source codes
+    are in the set but match only where ``source_column`` asks for the source column)."""
+    r = ctx.resolve(cs, path)
+    ids = [lit(i) for i in (*r.standard, *r.source)]
+    if not ids:
+        return exp.false()
+    match = [col(src.concept, e).isin(*ids)]
+    if source_column and src.source_concept:
+        match.append(col(src.source_concept, e).isin(*[i.copy() for i in ids]))
+    return exp.or_(*match) if len(match) > 1 else match[0]
+
+
 def _events(ctx: _Ctx, c: m.EventCriterion, path: str) -> str:
-    """CTE of (person_id, start_date, end_date) for an event criterion."""
-    table, start, end, concept, source = _EVENTS[c.kind]
-    ctx.need(table, path)
+    """CTE of (person_id, start_date, end_date) for an event criterion, as Circe builds it:
+    codeset filter, then "first" (by date, then event id), then attribute filters."""
+    src = _EVENTS[c.kind]
+    ctx.need(src.table, path)
     e = "e"
-    conds: list[exp.Expression] = []
+    codeset: list[exp.Expression] = []
     if hasattr(c, "concepts"):
-        r = ctx.resolve(c.concepts, _join_path(path, "concepts"))
-        match = [col(concept, e).isin(*[lit(i) for i in r.standard])] if r.standard else []
-        if source and r.source:
-            match.append(col(source, e).isin(*[lit(i) for i in r.source]))
-        conds.append(exp.or_(*match) if match else exp.false())
+        codeset.append(_codeset_match(ctx, src, c.concepts, e, _join_path(path, "concepts")))
+    if isinstance(c, m.VisitCriterion):
+        codeset.append(col("visit_source_value", e).isin(*[lit(v) for v in c.visit_types]))
+    if isinstance(c, m.ScreeningCriterion):
+        codeset.append(exp.Not(this=exp.Is(this=col(c.item, e), expression=exp.Null())))
+    attrs: list[exp.Expression] = []
     if isinstance(c, m.MeasurementCriterion):
         if c.value is not None and (rc := in_range(col("value_as_number", e), c.value)):
-            conds.append(rc)
+            attrs.append(rc)
         if c.unit is not None:
-            conds.append(exp.EQ(this=col("unit_source_value", e), expression=lit(c.unit)))
-    if isinstance(c, m.VisitCriterion):
-        conds.append(col("visit_source_value", e).isin(*[lit(v) for v in c.visit_types]))
+            attrs.append(exp.EQ(this=col("unit_source_value", e), expression=lit(c.unit)))
+    if isinstance(c, m.ScreeningCriterion) and (rc := in_range(col(c.item, e), c.value)):
+        attrs.append(rc)
+    eid = col(src.event_id, e) if src.event_id else exp.cast(lit(0), "BIGINT")
+    cols = [col("person_id", e).as_("person_id"), eid.as_("event_id"),
+            col(src.start, e).as_("start_date"), _end_expr(src, e).as_("end_date")]
+    if not c.first_occurrence:
+        sel = exp.select(*cols).from_(exp.to_table(src.table).as_(e))
+        if codeset or attrs:
+            sel = sel.where(exp.and_(*codeset, *attrs))
+        return ctx.add("ev", sel)
+    order = [exp.Ordered(this=col(src.start, e))]
+    if src.event_id:
+        order.append(exp.Ordered(this=col(src.event_id, e)))
+    ranked = exp.select(*cols, *[a.copy() for a in _attr_columns(c, e)], exp.Window(
+        this=exp.RowNumber(), partition_by=[col("person_id", e)],
+        order=exp.Order(expressions=order)).as_("ordinal")).from_(
+        exp.to_table(src.table).as_(e))
+    if codeset:
+        ranked = ranked.where(exp.and_(*codeset))
+    outer = [exp.EQ(this=col("ordinal", "r"), expression=lit(1))]
+    outer += [a.transform(lambda n: col(n.name, "r") if isinstance(n, exp.Column) else n)
+              for a in attrs]
+    return ctx.add("ev", exp.select(col("person_id", "r"), col("event_id", "r"),
+                                    col("start_date", "r"), col("end_date", "r")).from_(
+        exp.Subquery(
+        this=ranked, alias=exp.TableAlias(this=exp.to_identifier("r")))).where(
+        exp.and_(*outer)))
+
+
+def _attr_columns(c: m.EventCriterion, e: str) -> list[exp.Expression]:
+    """Columns the attribute filters read, carried through the ranking subquery."""
+    if isinstance(c, m.MeasurementCriterion):
+        return [col("value_as_number", e), col("unit_source_value", e)]
     if isinstance(c, m.ScreeningCriterion):
-        conds.append(exp.Not(this=exp.Is(this=col(c.item, e), expression=exp.Null())))
-        if rc := in_range(col(c.item, e), c.value):
-            conds.append(rc)
-    end_expr = exp.Coalesce(this=col(end, e), expressions=[col(start, e)])
-    sel = exp.select(col("person_id", e).as_("person_id"), col(start, e).as_("start_date"),
-                     end_expr.as_("end_date")).from_(exp.to_table(table).as_(e))
-    if conds:
-        sel = sel.where(exp.and_(*conds))
-    if c.first_occurrence:
-        return _first_per_person(ctx, ctx.add("all", sel))
-    return ctx.add("ev", sel)
-
-
-def _first_per_person(ctx: _Ctx, source: str, extra: tuple[str, ...] = ()) -> str:
-    """Each person's earliest row (start, then end date) by aggregation rather than a
-    window function. ``extra`` columns are constant per (person, start date)."""
-    firsts = exp.select(col("person_id"), exp.Min(this=col("start_date")).as_("start_date")
-                        ).from_(source).group_by("person_id")
-    fname = ctx.add("firsts", firsts)
-    s, f = "s", "f"
-    group = [col("person_id", s), col("start_date", s), *[col(x, s) for x in extra]]
-    sel = exp.select(*[g.copy().as_(g.name) for g in group],
-                     exp.Min(this=col("end_date", s)).as_("end_date")).from_(
-        exp.to_table(source).as_(s)).join(exp.to_table(fname).as_(f), on=exp.and_(
-            exp.EQ(this=col("person_id", f), expression=col("person_id", s)),
-            exp.EQ(this=col("start_date", f), expression=col("start_date", s)))).group_by(*group)
-    return ctx.add("first", sel)
+        return [col(c.item, e)]
+    return []
 
 
 def _not_withdrawn(ctx: _Ctx, person: exp.Expression) -> exp.Expression | None:
@@ -249,25 +299,28 @@ def _index(ctx: _Ctx, entry: m.Entry, path: str) -> str:
     if entry.post_observation:
         conds.append(add_days(col("start_date", e), entry.post_observation)
                      <= col("observation_period_end_date", op))
+    rank = exp.Window(this=exp.RowNumber(), partition_by=[col("person_id", e)],
+                      order=exp.Order(expressions=[exp.Ordered(this=col("start_date", e)),
+                                                   exp.Ordered(this=col("event_id", e))]))
     sel = exp.select(
         col("person_id", e).as_("person_id"), col("start_date", e).as_("start_date"),
         col("end_date", e).as_("end_date"),
         col("observation_period_start_date", op).as_("op_start"),
-        col("observation_period_end_date", op).as_("op_end"),
+        col("observation_period_end_date", op).as_("op_end"), rank.as_("ordinal"),
     ).from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(e)))).join(
         exp.to_table("observation_period").as_(op),
         on=exp.and_(exp.EQ(this=col("person_id", op), expression=col("person_id", e)), *conds))
     if (nw := _not_withdrawn(ctx, col("person_id", e))) is not None:
         sel = sel.where(nw)   # in WHERE, not ON: Spark allows no subquery in a join condition
     entry_events = ctx.add("entry", sel)
-    if entry.limit == "first":
-        entry_events = _first_per_person(ctx, entry_events, extra=("op_start", "op_end"))
     keep = exp.select(
         exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[
             exp.Ordered(this=col("person_id")), exp.Ordered(this=col("start_date")),
             exp.Ordered(this=col("end_date")), exp.Ordered(this=col("op_start"))])).as_(
             "event_id"),
         "person_id", "start_date", "end_date", "op_start", "op_end").from_(entry_events)
+    if entry.limit == "first":
+        keep = keep.where(exp.EQ(this=col("ordinal"), expression=lit(1)))
     return ctx.add("idx", keep, materialized=True)
 
 
@@ -450,11 +503,12 @@ def _exit_end(ctx: _Ctx, cohort: m.Cohort, path: str) -> tuple[exp.Expression, l
         anchor = col("start_date" if x.anchor == "index_start" else "end_date", "f")
         return exp.Least(this=add_days(anchor, x.days), expressions=[op_end]), []
     eras = _drug_eras(ctx, x, _join_path(path, "exit"))
-    era_end = exp.Coalesce(this=col("era_end", "x"), expressions=[col("start_date", "f")])
     on = exp.and_(exp.EQ(this=col("person_id", "x"), expression=col("person_id", "f")),
                   exp.Between(this=col("start_date", "f"), low=col("era_start", "x"),
                               high=col("era_end", "x")))
-    return exp.Least(this=add_days(era_end, x.offset), expressions=[op_end]), [(eras, "x", on)]
+    # an index in no era exits at the end of observation, as in Circe
+    era_end = exp.Coalesce(this=col("era_end", "x"), expressions=[op_end.copy()])
+    return exp.Least(this=era_end, expressions=[op_end]), [(eras, "x", on)]
 
 
 def _islands(ctx: _Ctx, source: str, gap: int) -> str:
@@ -481,7 +535,20 @@ def _islands(ctx: _Ctx, source: str, gap: int) -> str:
 
 
 def _drug_eras(ctx: _Ctx, x: m.DrugExposureEnd, path: str) -> str:
-    return _islands(ctx, _events(ctx, m.DrugCriterion(concepts=x.concepts), path), x.gap_days)
+    """Circe's custom era: each exposure (concept or source concept in the set) extended by
+    gap + offset days, merged where they touch; era end = merged end - gap (so offset days
+    after the last exposure). CTE of (person_id, era_start, era_end)."""
+    src, e = _EVENTS["drug"], "e"
+    ctx.need(src.table, path)
+    ext = add_days(_end_expr(src, e), x.gap_days + x.offset)
+    exposures = exp.select(col("person_id", e).as_("person_id"),
+                           col(src.start, e).as_("start_date"), ext.as_("end_date")).from_(
+        exp.to_table(src.table).as_(e)).where(_codeset_match(
+            ctx, src, x.concepts, e, _join_path(path, "concepts"), source_column=True))
+    merged = _islands(ctx, ctx.add("drugext", exposures), 0)
+    return ctx.add("custom_era", exp.select(
+        "person_id", "era_start", add_days(col("era_end"), -x.gap_days).as_("era_end")).from_(
+        merged))
 
 
 def _censored(ctx: _Ctx, cohort: m.Cohort, qualified: str, path: str) -> str:
