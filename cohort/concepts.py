@@ -58,27 +58,27 @@ def _base_ids(cat: Catalog, item: ConceptItem, path: str) -> pl.DataFrame:
     return df
 
 
+def _need_vocabulary(cat: Catalog, table: str, what: str, flag: str, path: str) -> None:
+    if not cat.has(table):
+        raise DefinitionError(
+            f"this release has no {table} table, so {what} cannot be resolved", path=path,
+            hint=f"set {flag} to false, or load the vocabulary's {table.upper()} with the "
+                 "release")
+
+
 def _expand(cat: Catalog, item: ConceptItem, path: str) -> pl.DataFrame:
     base = _base_ids(cat, item, path)
     cid, code = int(base["concept_id"][0]), base["concept_code"][0]
     parts = [pl.DataFrame({"concept_id": [cid], "via": [f"{code} (itself)"]})]
     if item.include_descendants:
-        if not cat.has("concept_ancestor"):
-            raise DefinitionError(
-                "this release has no concept_ancestor table, so descendants cannot be "
-                "resolved", path=path, hint="set include_descendants to false, or load the "
-                "vocabulary's CONCEPT_ANCESTOR with the release")
+        _need_vocabulary(cat, "concept_ancestor", "descendants", "include_descendants", path)
         d = cat.sql("select descendant_concept_id as concept_id from concept_ancestor "
                     "where ancestor_concept_id = ? and descendant_concept_id <> ?",
                     [cid, cid]).pl()
         parts.append(d.with_columns(via=pl.lit(f"descendant of {code}")))
     frame = pl.concat([p.cast({"concept_id": pl.Int64}) for p in parts])
     if item.include_mapped:
-        if not cat.has("concept_relationship"):
-            raise DefinitionError(
-                "this release has no concept_relationship table, so mapped codes cannot be "
-                "resolved", path=path, hint="set include_mapped to false, or load the "
-                "vocabulary's CONCEPT_RELATIONSHIP with the release")
+        _need_vocabulary(cat, "concept_relationship", "mapped codes", "include_mapped", path)
         ids = frame["concept_id"].to_list()
         m = cat.sql("select distinct concept_id_1 as concept_id from concept_relationship "
                     "where relationship_id = 'Maps to' and concept_id_1 <> concept_id_2 "
