@@ -165,7 +165,7 @@ def compile_definition(definition: m.Cohort | m.CohortSet, tables: set[str],
         # used once: inline it, so filters and join keys reach the table scan; the index
         # events and rule flags, used many times, are computed once
         final = final.with_(name, as_=body, materialized=True if mat else (
-            False if uses[name] == 1 else None))
+            False if uses[name] == 1 else None), copy=False)   # no O(n^2) tree copies
     return Compiled(final, steps)
 
 
@@ -521,9 +521,13 @@ def _islands(ctx: _Ctx, source: str, gap: int) -> str:
                           order=order, spec=exp.WindowSpec(
                               kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
                               end=lit(1), end_side="PRECEDING"))
+    # distinct periods first: tied (start, end) rows could be ordered differently by the
+    # two window passes below and split or duplicate an era
+    periods = ctx.add("periods", exp.select("person_id", "start_date", "end_date").distinct()
+                      .from_(source))
     marked = exp.select("person_id", "start_date", "end_date", exp.Case(ifs=[exp.If(
         this=col("start_date") <= add_days(prev_end, gap), true=lit(0))], default=lit(1)).as_(
-        "new_era")).from_(source)
+        "new_era")).from_(periods)
     numbered = exp.select("person_id", "start_date", "end_date", exp.Window(
         this=exp.Sum(this=col("new_era")), partition_by=[col("person_id")], order=order,
         spec=exp.WindowSpec(kind="ROWS", start="UNBOUNDED", start_side="PRECEDING",
