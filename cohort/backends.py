@@ -21,7 +21,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from cohort import model as m
-from cohort.engine import compile_for
+from cohort.engine import compile_for, split_result
 from workbench.catalog import Catalog
 
 
@@ -29,17 +29,6 @@ class Backend(Protocol):
     dialect: str
 
     def query(self, sql: str) -> pl.DataFrame: ...
-
-
-def split_result(out: pl.DataFrame) -> tuple[pl.DataFrame, list[int]]:
-    """The compiled query's output -> (members, attrition persons)."""
-    members = (out.filter(pl.col("part") == 0)
-               .select(pl.col("subject_id").cast(pl.Int64),
-                       pl.col("cohort_start_date").cast(pl.Date),
-                       pl.col("cohort_end_date").cast(pl.Date))
-               .sort("subject_id", "cohort_start_date"))
-    att = out.filter(pl.col("part") == 1).sort("step")
-    return members, [int(v) for v in att["persons"]]
 
 
 def run_on(backend: Backend, definition: m.Cohort | m.CohortSet,

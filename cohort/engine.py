@@ -26,7 +26,7 @@ from cohort.concepts import resolve
 from cohort.privacy import Cell, SmallCellPolicy, Suppressed
 from workbench.catalog import Catalog
 
-_RESULTS: dict[tuple[str, str], tuple[pl.DataFrame, list[int]]] = {}
+_RESULTS: dict[tuple[str, str], tuple[pl.DataFrame, list[int], list[str]]] = {}
 
 
 @dataclass
@@ -89,24 +89,22 @@ def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,
     """Compile and run on the release's DuckDB; one query gives rows and attrition."""
     key = (cat.release_id, definition.content_hash())
     if cache == "use" and key in _RESULTS:
-        members, persons = _RESULTS[key]
+        members, persons, steps = _RESULTS[key]
     else:
         compiled = compile_for(definition, cat)
-        out = cat.sql(compiled.sql("duckdb")).pl()
-        members = (out.filter(pl.col("part") == 0)
-                   .select(pl.col("subject_id").cast(pl.Int64), "cohort_start_date",
-                           "cohort_end_date")
-                   .sort("subject_id", "cohort_start_date"))
-        att = out.filter(pl.col("part") == 1).sort("step")
-        persons = [int(v) for v in att["persons"]]
-        _RESULTS[key] = (members, persons)
-    steps = compile_steps(definition)
+        members, persons = split_result(cat.sql(compiled.sql("duckdb")).pl())
+        steps = compiled.steps
+        _RESULTS[key] = (members, persons, steps)
     return CohortResult(definition, cat.release_id, steps, members, persons,
                         policy or SmallCellPolicy())
 
 
-def compile_steps(definition: m.Cohort | m.CohortSet) -> list[str]:
-    if isinstance(definition, m.CohortSet):
-        return ([f"{definition.kind} operand {k + 1}: {c.name}"
-                 for k, c in enumerate(definition.cohorts)] + [f"{definition.kind} result"])
-    return ["entry events"] + [r.name for r in definition.inclusion_rules]
+def split_result(out: pl.DataFrame) -> tuple[pl.DataFrame, list[int]]:
+    """The compiled query's output (any engine) -> (members, attrition persons)."""
+    members = (out.filter(pl.col("part") == 0)
+               .select(pl.col("subject_id").cast(pl.Int64),
+                       pl.col("cohort_start_date").cast(pl.Date),
+                       pl.col("cohort_end_date").cast(pl.Date))
+               .sort("subject_id", "cohort_start_date"))
+    att = out.filter(pl.col("part") == 1).sort("step")
+    return members, [int(v) for v in att["persons"]]
