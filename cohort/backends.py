@@ -34,7 +34,7 @@ class Backend(Protocol):
 def run_on(backend: Backend, definition: m.Cohort | m.CohortSet,
            cat: Catalog) -> tuple[pl.DataFrame, list[int]]:
     """Compile against ``cat`` (tables, vocabulary) and run on ``backend``."""
-    sql = compile_for(definition, cat).sql(backend.dialect)
+    sql = compile_for(definition, cat, backend.dialect).sql()
     return split_result(backend.query(sql))
 
 

@@ -77,10 +77,11 @@ class CohortResult:
             "cohort_end_date").to_arrow()
 
 
-def compile_for(definition: m.Cohort | m.CohortSet, cat: Catalog) -> Compiled:
+def compile_for(definition: m.Cohort | m.CohortSet, cat: Catalog,
+                dialect: str = "duckdb") -> Compiled:
     """Compile against a release: its tables and its vocabulary (concepts resolved)."""
     return compile_definition(definition, set(cat.tables),
-                              lambda cs, path: resolve(cat, cs, path=path))
+                              lambda cs, path: resolve(cat, cs, path=path), dialect)
 
 
 def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,

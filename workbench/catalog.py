@@ -36,6 +36,7 @@ from workbench.manifest import MANIFEST, read_manifest, sha256_file
 from workbench.schema import SCHEMA_VERSION, TABLES
 
 Verify = Literal["cached", "full", "none"]
+Storage = Literal["auto", "parquet", "native"]
 
 
 def cache_dir() -> Path:
@@ -88,17 +89,32 @@ class Catalog:
         self.close()
 
 
-def open(release_dir: Path | str, *, verify: Verify = "cached") -> Catalog:  # noqa: A001
+def open(release_dir: Path | str, *, verify: Verify = "cached",  # noqa: A001
+         storage: Storage | None = None) -> Catalog:
     """Verify a release against its manifest and open it read-only (see module docstring).
 
     ``verify``: "cached" (default) re-hashes only files whose size or mtime changed since
     they were last verified; "full" re-hashes everything; "none" skips checksums (schemas
     and presence are always checked).
+
+    ``storage``: "parquet" queries the release's Parquet files through views; "native"
+    queries a DuckDB-native copy in the workbench cache, built on first use (once per
+    release: about 45 s and 2 GB per million persons; 2-3x faster scans, like indexes on
+    a server); "auto" (default, or $WORKBENCH_STORAGE) uses the native copy when it was
+    built already (``workbench release cache DIR``), else Parquet. Results are identical.
     """
     root = Path(release_dir).resolve()
     manifest = load_manifest(root)
     tables = check_release(root, manifest, verify=verify)
-    db = _view_database(root, manifest, tables)
+    storage = storage or os.environ.get("WORKBENCH_STORAGE") or "auto"   # type: ignore[assignment]
+    if storage not in ("auto", "parquet", "native"):
+        raise ReleaseError(f"unknown storage {storage!r}",
+                           hint="use auto, parquet or native ($WORKBENCH_STORAGE)")
+    native = native_database_path(root, manifest, tables)
+    if storage == "native" or (storage == "auto" and native.exists()):
+        db = build_native_database(root, manifest, tables)
+    else:
+        db = _view_database(root, manifest, tables)
     con = duckdb.connect(str(db), read_only=True)
     _lock_down(con, root)
     return Catalog(root, manifest, con, tables)
@@ -267,6 +283,46 @@ def _view_database(root: Path, manifest: dict[str, Any], tables: builtins.list[s
             con.execute(_view_sql(name, path))
     finally:
         con.close()
+    os.replace(tmp, db)
+    return db
+
+
+def native_database_path(root: Path, manifest: dict[str, Any],
+                         tables: builtins.list[str]) -> Path:
+    key = hashlib.sha256(f"{root}|{manifest['release_id']}|{tables}".encode()).hexdigest()[:16]
+    return cache_dir() / "catalogs" / f"native-{key}.duckdb"
+
+
+def build_native_database(root: Path, manifest: dict[str, Any], tables: builtins.list[str],
+                          *, progress: bool = False) -> Path:
+    """A DuckDB-native copy of the release's tables (same rows, same order), in the cache.
+
+    Built once per release into a temp file and renamed into place, so a killed build
+    leaves nothing half-written; later opens reuse it. The release's row order (event
+    tables clustered by concept) is kept, so DuckDB's zone maps skip unrelated rows.
+    """
+    db = native_database_path(root, manifest, tables)
+    if db.exists():
+        return db
+    from tqdm import tqdm
+
+    db.parent.mkdir(parents=True, exist_ok=True)
+    tmp = db.with_name(f"{db.stem}.{os.getpid()}.tmp.duckdb")
+    con = duckdb.connect(str(tmp), config={"preserve_insertion_order": True})
+    try:
+        for name in tqdm(tables, desc="native copy of the release", disable=not progress,
+                         leave=False):
+            path = root / manifest["tables"][name]["path"]
+            select = exp.select("*").from_(exp.func("read_parquet",
+                                                    exp.Literal.string(str(path))))
+            con.execute(exp.Create(this=exp.to_table(name), kind="TABLE",
+                                   expression=select).sql("duckdb"))
+        con.execute("CHECKPOINT")
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
     os.replace(tmp, db)
     return db
 

@@ -107,6 +107,27 @@ def release_info(
         typer.echo("truth     planted effects recorded (use --json to see them)")
 
 
+@release_app.command("cache")
+def release_cache(
+    release: Path = typer.Argument(DEFAULT_RELEASE, help="Release directory."),
+) -> None:
+    """Build the DuckDB-native copy of a release in the workbench cache (once per release).
+
+    Cohort queries then scan DuckDB's own storage instead of Parquet (2-3x faster at a
+    million persons); results are identical. It costs disk about equal to the release.
+    """
+    from workbench import catalog
+
+    try:
+        root = release.resolve()
+        manifest = catalog.load_manifest(root)
+        tables = catalog.check_release(root, manifest)
+        db = catalog.build_native_database(root, manifest, tables, progress=True)
+    except WorkbenchError as e:
+        _fail(e)
+    typer.echo(f"native copy: {db} ({db.stat().st_size / 1e6:,.0f} MB)")
+
+
 @release_app.command("report")
 def release_report(
     release: Path = typer.Argument(DEFAULT_RELEASE, help="Release directory."),

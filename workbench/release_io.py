@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import workbench
 from workbench.errors import UsageError
 from workbench.manifest import content_id, created_timestamp, sha256_file, write_manifest
-from workbench.schema import SCHEMA_VERSION, TABLES, table_file
+from workbench.schema import CLUSTER_BY, SCHEMA_VERSION, TABLES, table_file
 
 TableData = pa.Table | Sequence[Mapping[str, Any]]
 
@@ -60,6 +60,43 @@ def conform(name: str, data: TableData) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
+def cluster(name: str, table: pa.Table) -> pa.Table:
+    """Rows in the release's physical order (``schema.CLUSTER_BY``); others unchanged."""
+    keys = CLUSTER_BY.get(name)
+    return table.sort_by([(k, "ascending") for k in keys]) if keys else table
+
+
+def cluster_file(name: str, path: Path, *, spill: Path, memory_limit: str = "2GB",
+                 row_group_size: int = 1 << 20) -> None:
+    """Rewrite a large table file in the release's physical order, in bounded memory.
+
+    DuckDB sorts (spilling to ``spill``); pyarrow writes, as for every release file, so
+    the bytes depend only on the rows.
+    """
+    keys = CLUSTER_BY.get(name)
+    if not keys:
+        return
+    import duckdb
+    from sqlglot import exp
+
+    sorted_path = path.with_name(path.name + ".sorting")
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"memory_limit": memory_limit,
+                                 "temp_directory": str(spill), "threads": 2})
+    try:
+        query = exp.select("*").from_(exp.func("read_parquet", exp.Literal.string(
+            str(path)))).order_by(*[exp.column(k) for k in keys]).sql("duckdb")
+        reader = con.sql(query).to_arrow_reader(row_group_size)
+        with pq.ParquetWriter(sorted_path, TABLES[name], compression="zstd",
+                              compression_level=3) as writer:
+            for batch in reader:
+                writer.write_table(pa.Table.from_batches([batch]).cast(TABLES[name]),
+                                   row_group_size=row_group_size)
+    finally:
+        con.close()
+    sorted_path.replace(path)
+
+
 def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str,
                   vocabulary: bool = True, force: bool = False,
                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -78,7 +115,7 @@ def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str
     try:
         entries = {}
         for name, rows in data.items():
-            table = conform(name, rows)
+            table = cluster(name, conform(name, rows))
             path = tmp / table_file(name)
             path.parent.mkdir(parents=True, exist_ok=True)
             pq.write_table(table, path, compression="zstd")

@@ -30,7 +30,15 @@ from tqdm import tqdm
 import workbench
 from workbench.errors import UsageError
 from workbench.manifest import content_id, created_timestamp, sha256_file, write_manifest
-from workbench.schema import GENOTYPE_INDEX, GENOTYPE_VCF, SCHEMA_VERSION, TABLES, table_file
+from workbench.release_io import cluster_file
+from workbench.schema import (
+    CLUSTER_BY,
+    GENOTYPE_INDEX,
+    GENOTYPE_VCF,
+    SCHEMA_VERSION,
+    TABLES,
+    table_file,
+)
 from workbench.synth import clinical, genotypes, governance, lifelog, public
 from workbench.synth.diseases import simulate
 from workbench.synth.population import Population, make_population
@@ -232,6 +240,12 @@ def _build(root: Path, n: int, m: int, v: int, seed: int, progress: bool) -> dic
     if link is not None:
         writers.write("sample_link", governance.sample_link_table(link[0], link[1]))
     writers.close()
+    clustered = [t for t in CLUSTER_BY if writers.rows.get(t)]
+    with bar(total=len(clustered), desc="clustering event tables") as pb:
+        for name in clustered:
+            cluster_file(name, root / table_file(name), spill=root / ".spill")
+            pb.update(1)
+    shutil.rmtree(root / ".spill", ignore_errors=True)
     if m:
         linked = set(link[0].tolist())
         n_ldl = len(ldl_persons & linked)
