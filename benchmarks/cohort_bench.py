@@ -31,18 +31,24 @@ sys.path.insert(0, str(HERE.parent / "tests" / "integration"))
 from cohort.builder import age, cohort, condition, drug, lifelog, measurement, screening  # noqa: E402
 from cohort.concepts import resolve  # noqa: E402
 
-DEFINITION = (
-    cohort("T2D, glycaemia, no insulin, LDL, low steps")
-    .entry(condition("KCD8", "E11").first(), prior_observation=365)
-    .require("aged 40-79", age(40, 79))
-    .require("HbA1c >= 6.5 in the year before", measurement("LOINC", "4548-4", min=6.5)
-             .within(-365, 0))
-    .exclude("no insulin in the year before", drug("ATC", "A10A").within(-365, -1))
-    .require("screening LDL >= 100 in 2 years", screening("ldl_cholesterol", min=100)
-             .within(-730, 0))
-    .require("mean steps <= 8000 (>= 7 days)", lifelog("steps", "mean", max=8000, min_days=7)
-             .within(-365, 0))
-    .build())
+
+def definition(ldl_min: float = 100) -> object:
+    return (
+        cohort("T2D, glycaemia, no insulin, LDL, low steps")
+        .entry(condition("KCD8", "E11").first(), prior_observation=365)
+        .require("aged 40-79", age(40, 79))
+        .require("HbA1c >= 6.5 in the year before", measurement("LOINC", "4548-4", min=6.5)
+                 .within(-365, 0))
+        .exclude("no insulin in the year before", drug("ATC", "A10A").within(-365, -1))
+        .require(f"screening LDL >= {ldl_min:g} in 2 years",
+                 screening("ldl_cholesterol", min=ldl_min).within(-730, 0))
+        .require("mean steps <= 8000 (>= 7 days)",
+                 lifelog("steps", "mean", max=8000, min_days=7).within(-365, 0))
+        .build())
+
+
+DEFINITION = definition()
+EDITED = definition(110)   # "after an edit": one threshold changed, nothing cached for it
 
 
 def timed(fn, repeat: int) -> tuple[list[float], object]:
@@ -168,12 +174,15 @@ def pandas_attrition(rel: Path, c: dict[str, list[int]]) -> list[int]:
     return out
 
 
-def _cold_duckdb(rel: Path) -> float:
+
+
+def _cold_duckdb(rel: Path, storage: str) -> float:
+    """A new process: import, open the release, compile, run, attrition."""
     code = ("import time,sys;sys.path.insert(0,'benchmarks');t=time.perf_counter();"
             "from workbench import catalog;from cohort.engine import run;"
             "from cohort_bench import DEFINITION;"
-            f"c=catalog.open('{rel}',verify='none');r=run(DEFINITION,c);r.attrition;"
-            "print(time.perf_counter()-t)")
+            f"c=catalog.open({str(rel)!r},verify='none',storage={storage!r});"
+            "r=run(DEFINITION,c);r.attrition;print(time.perf_counter()-t)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=HERE.parent)
     return float(out.stdout.strip().splitlines()[-1])
@@ -191,13 +200,25 @@ def bench(persons: int, work: Path, repeat: int) -> dict:
     if not (rel / "manifest.json").exists():
         build_release(rel, persons=persons, genotyped=0, variants=0, seed=42, force=True,
                       progress=False)
-    cold = _cold_duckdb(rel)
-    cat = catalog.open(rel)
+    cold = _cold_duckdb(rel, "parquet")
+    manifest = catalog.load_manifest(rel.resolve())
+    tables = sorted(manifest["tables"])
+    catalog.native_database_path(rel.resolve(), manifest, tables).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    catalog.build_native_database(rel.resolve(), manifest, tables)
+    native_build = time.perf_counter() - t0
+    cold_native = _cold_duckdb(rel, "native")
+    cat = catalog.open(rel, storage="parquet")
     c = {"t2d": ids(cat, "KCD8", "E11"), "hba1c": ids(cat, "LOINC", "4548-4"),
          "insulin": ids(cat, "ATC", "A10A")}
     duck_t, res = timed(lambda: run(DEFINITION, cat, cache="refresh"), repeat)
     expected = res.step_persons
-    cached_t, _ = timed(lambda: run(DEFINITION, cat), repeat)
+    ncat = catalog.open(rel, storage="native")
+    native_t, nres = timed(lambda: run(DEFINITION, ncat, cache="refresh"), repeat)
+    assert nres.step_persons == expected and nres.members.equals(res.members)
+    edit_t, _ = timed(lambda: run(EDITED, ncat, cache="refresh"), repeat)
+    cached_t, _ = timed(lambda: run(DEFINITION, ncat), repeat)
+    ncat.close()
     pl_t, pl_out = timed(lambda: polars_attrition(rel, c), repeat)
     pd_t, pd_out = timed(lambda: pandas_attrition(rel, c), max(1, repeat // 2))
     dsn, stop = start_postgres()
@@ -215,12 +236,15 @@ def bench(persons: int, work: Path, repeat: int) -> dict:
     return {"persons": persons, "attrition": expected,
             "sql_chars": len(compile_for(DEFINITION, cat).sql()),
             "duckdb_cold_s": round(cold, 3), "duckdb_warm_s": round(med(duck_t), 3),
+            "native_build_s": round(native_build, 1), "native_cold_s": round(cold_native, 3),
+            "native_warm_s": round(med(native_t), 3), "native_edit_s": round(med(edit_t), 3),
             "duckdb_cached_s": round(med(cached_t), 4), "polars_s": round(med(pl_t), 3),
             "pandas_s": round(med(pd_t), 3), "postgres_s": round(med(pg_t), 3),
             "postgres_load_s": round(load_s, 1),
-            "postgres_over_duckdb": round(med(pg_t) / med(duck_t), 1),
-            "polars_over_duckdb": round(med(pl_t) / med(duck_t), 2),
-            "pandas_over_duckdb": round(med(pd_t) / med(duck_t), 1)}
+            "postgres_over_native": round(med(pg_t) / med(native_t), 1),
+            "polars_over_native": round(med(pl_t) / med(native_t), 2),
+            "polars_over_parquet": round(med(pl_t) / med(duck_t), 2),
+            "pandas_over_native": round(med(pd_t) / med(native_t), 1)}
 
 
 def main() -> None:
@@ -236,13 +260,23 @@ def main() -> None:
     (out / f"{stem}.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [f"# Cohort count + attrition, 6 criteria ({dt.date.today()}, "
              f"{os.cpu_count()} cores)", "", f"Definition: {DEFINITION.name}", "",
-             "| persons | DuckDB cold | DuckDB warm | cached | Polars | pandas | PostgreSQL 15 "
-             "| PG / DuckDB | Polars / DuckDB | final persons |", "|---" * 10 + "|"]
+             "Workbench on DuckDB: over the release's Parquet files, and over the native copy "
+             "(`workbench release cache`, built once per release). Peers read the same "
+             "release: Polars and pandas its Parquet files, PostgreSQL its own tables "
+             "(loaded, indexed on person_id). Times are medians; cold = a new process "
+             "(import, open, compile, run).", "",
+             "| persons | Parquet cold | Parquet warm | native copy (once) | native cold "
+             "| native warm | after an edit | cached | Polars | pandas | PostgreSQL 15 "
+             "| PG / native | Polars / native | Polars / Parquet | final persons |",
+             "|---" * 15 + "|"]
     for r in rows:
-        lines.append(f"| {r['persons']:,} | {r['duckdb_cold_s']} s | {r['duckdb_warm_s']} s | "
-                     f"{r['duckdb_cached_s']} s | {r['polars_s']} s | {r['pandas_s']} s | "
-                     f"{r['postgres_s']} s | {r['postgres_over_duckdb']}x | "
-                     f"{r['polars_over_duckdb']}x | {r['attrition'][-1]:,} |")
+        lines.append(
+            f"| {r['persons']:,} | {r['duckdb_cold_s']} s | {r['duckdb_warm_s']} s | "
+            f"{r['native_build_s']} s | {r['native_cold_s']} s | {r['native_warm_s']} s | "
+            f"{r['native_edit_s']} s | {r['duckdb_cached_s']} s | {r['polars_s']} s | "
+            f"{r['pandas_s']} s | {r['postgres_s']} s | {r['postgres_over_native']}x | "
+            f"{r['polars_over_native']}x | {r['polars_over_parquet']}x | "
+            f"{r['attrition'][-1]:,} |")
     text = "\n".join(lines) + "\n"
     (out / f"{stem}.md").write_text(text)
     print(text)
