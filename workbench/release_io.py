@@ -82,8 +82,8 @@ def cluster_file(name: str, path: Path, *, spill: Path, memory_limit: str = "2GB
     sorted_path = path.with_name(path.name + ".sorting")
     spill.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(config={"memory_limit": memory_limit,
-                                 "temp_directory": str(spill), "threads": 2,
-                                 "enable_progress_bar": False})
+                                 "temp_directory": str(spill), "threads": 2})
+    con.execute("SET enable_progress_bar = false")
     try:
         query = exp.select("*").from_(exp.func("read_parquet", exp.Literal.string(
             str(path)))).order_by(*[exp.column(k) for k in keys]).sql("duckdb")
