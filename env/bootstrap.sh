@@ -49,6 +49,18 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   fi
 fi
 
+# --- plink2 (the GWAS cross-check and benchmark) -----------------------------
+if ! command -v plink2 >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    say "plink2 not found; installing Debian's plink2 (the GWAS cross-check)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq plink2 >/dev/null
+  else
+    say "note: plink2 not found; the plink2 cross-check tests will be skipped. As root: apt-get install -y plink2"
+  fi
+fi
+
 # --- virtualenv from the lock ---------------------------------------------
 want=$(sha256sum "$LOCK" pyproject.toml | sha256sum | cut -c1-16)
 stamp="$VENV/.bootstrap-stamp"

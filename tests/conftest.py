@@ -52,14 +52,19 @@ def postgres_dsn():
 
 
 @pytest.fixture(scope="session")
-def spark():
-    """One local Spark session (2 cores) for the whole test session."""
+def hail_session():
+    """Hail on local[2], started once: every Hail and Spark test shares this one JVM."""
+    from genomics.session import init
+
+    return init(cores=2, driver_memory="6g")
+
+
+@pytest.fixture(scope="session")
+def spark(hail_session):
+    """Spark SQL on Hail's Spark context (one JVM for the whole test session)."""
     from pyspark.sql import SparkSession
 
-    s = (SparkSession.builder.master("local[2]").appName("workbench-tests")
-         .config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
-         .config("spark.sql.shuffle.partitions", "4").config("spark.driver.memory", "2g")
-         .getOrCreate())
-    s.sparkContext.setLogLevel("ERROR")
-    yield s
-    s.stop()
+    s = SparkSession.builder.getOrCreate()
+    s.conf.set("spark.sql.session.timeZone", "UTC")
+    s.conf.set("spark.sql.shuffle.partitions", "4")
+    return s

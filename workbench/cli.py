@@ -307,6 +307,43 @@ def demo(
     typer.echo(f"release report: {path.resolve()}")
 
 
+@app.command("gwas")
+def gwas_command(
+    definition: Path = typer.Argument(..., help="Study cohort definition JSON (ours or ATLAS)."),
+    release: Path = typer.Option(DEFAULT_RELEASE, "--release", help="Release directory."),
+    trait: str = typer.Option(..., "--trait", help="Phenotype (ldl_cholesterol, bmi, ...) for "
+                              "a linear model, or a case-cohort JSON for a logistic one."),
+    covariates: str = typer.Option("age,female", "--covariates",
+                                   help="Comma-separated covariates (age, female, bmi, ...)."),
+    pcs: int = typer.Option(10, "--pcs", help="Principal components as covariates (0: none)."),
+    test: str = typer.Option("wald", "--test", help="Logistic test: wald or firth."),
+    out: Path = typer.Option(..., "--out", help="Directory for results, qc.json, plots."),
+) -> None:
+    """Cohort -> consented genomes -> QC -> PCA -> GWAS; writes results.parquet, qc.json,
+    Manhattan/QQ/PCA plots and report.html into --out."""
+    from genomics.study import run_gwas
+    from workbench import catalog
+
+    try:
+        d = _definition(definition)
+        cases = None
+        if trait.endswith(".json") or Path(trait).is_file():
+            cases = _definition(Path(trait))
+        if test not in ("wald", "firth"):
+            raise UsageError(f"--test {test!r}: use wald or firth")
+        covs = [c.strip() for c in covariates.split(",") if c.strip()]
+        with catalog.open(release) as cat:
+            study = run_gwas(d, cat, trait=trait, covariates=covs, pcs=pcs, out=out,
+                             cases=cases, test=test,  # type: ignore[arg-type]
+                             progress=lambda msg: typer.echo(f"... {msg}", err=True))
+    except WorkbenchError as e:
+        _fail(e)
+    res = study.result
+    typer.echo(f"{res.trait} ({res.model}): {res.results.height:,} variants, lambda GC "
+               f"{res.lambda_gc:.3f}, {res.top_hits(10_000).height} below 5e-8")
+    typer.echo(f"results in {out.resolve()}")
+
+
 @app.command()
 def doctor(
     release: Path = typer.Option(DEFAULT_RELEASE, help="Release to look for."),
