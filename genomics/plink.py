@@ -67,7 +67,8 @@ def export_bed(mt: hl.MatrixTable, out: Path) -> Path:
     """Hard calls as ``out``.bed/.bim/.fam (IID = sample id); returns the .bed path."""
     import hail as hl
 
-    hl.export_plink(mt.select_cols().select_rows(), str(out), ind_id=mt.s)
+    mt = mt.select_cols().select_rows()
+    hl.export_plink(mt, str(out), ind_id=mt.s)
     return out.with_suffix(".bed")
 
 

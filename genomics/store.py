@@ -131,12 +131,14 @@ def import_plink(bed: Path | str, *, reference: str = "GRCh38", partitions: int 
     return _cached(key, build, describe={"source": str(bed), **params}, refresh=refresh)
 
 
-def release_genotypes(cat: Catalog, *, partitions: int | None = None) -> hl.MatrixTable:
+def release_genotypes(cat: Catalog, *, partitions: int | None = None,
+                      refresh: bool = False) -> hl.MatrixTable:
     """The release's VCF as a cached MatrixTable (its checksum comes from the manifest)."""
     vcf = cat.file(GENOTYPE_VCF)
     return import_vcf(vcf, checksum=cat.manifest["files"][GENOTYPE_VCF]["sha256"],
                       reference=cat.manifest.get("truth", {}).get("genome_build", "GRCh38")
-                      if cat.manifest.get("truth") else "GRCh38", partitions=partitions)
+                      if cat.manifest.get("truth") else "GRCh38", partitions=partitions,
+                      refresh=refresh)
 
 
 def store_dir() -> Path:
