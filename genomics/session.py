@@ -16,7 +16,9 @@ worker can read (``$WORKBENCH_HAIL_TMP``, e.g. ``hdfs:///tmp/hail`` or ``gs://bu
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import time
 import warnings
 from collections.abc import Mapping
@@ -80,8 +82,10 @@ def init(*, master: str | None = None, cores: int | None = None,
     driver_memory = driver_memory or env.get("WORKBENCH_HAIL_MEMORY") or \
         default_driver_memory(psutil.virtual_memory().total)
     root = cache_dir() / "hail"
-    local_tmp = root / "tmp"
+    # this process's own temp dir (checkpoints of QC and PCA), removed when it exits
+    local_tmp = root / "tmp" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     local_tmp.mkdir(parents=True, exist_ok=True)
+    atexit.register(shutil.rmtree, local_tmp, True)
     tmp_dir = tmp_dir or env.get("WORKBENCH_HAIL_TMP") or str(local_tmp)
     logs = root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
