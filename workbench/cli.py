@@ -21,6 +21,8 @@ app.add_typer(release_app, name="release")
 cohort_app = typer.Typer(no_args_is_help=True,
                          help="Count, list, describe and compare cohort definitions.")
 app.add_typer(cohort_app, name="cohort")
+genomics_app = typer.Typer(no_args_is_help=True, help="Genotypes on Hail.")
+app.add_typer(genomics_app, name="genomics")
 
 DEFAULT_RELEASE = Path("releases/default")
 DEFAULT_OUTPUTS = Path("outputs")
@@ -305,6 +307,34 @@ def demo(
     except WorkbenchError as e:
         _fail(e)
     typer.echo(f"release report: {path.resolve()}")
+
+
+@genomics_app.command("import")
+def genomics_import(
+    source: Path | None = typer.Argument(None, help="A bgzipped VCF or a PLINK .bed "
+                                         "(default: the release's VCF)."),
+    release: Path = typer.Option(DEFAULT_RELEASE, "--release", help="Release directory."),
+    partitions: int | None = typer.Option(None, help="Partitions (default: from size, cores)."),
+    refresh: bool = typer.Option(False, "--refresh", help="Re-import even if cached."),
+) -> None:
+    """Import genotypes into the MatrixTable cache (once; later runs read the cache)."""
+    from genomics import store
+
+    try:
+        if source is None:
+            from workbench import catalog
+
+            with catalog.open(release) as cat:
+                mt = store.release_genotypes(cat, partitions=partitions, refresh=refresh)
+        elif source.suffix == ".bed":
+            mt = store.import_plink(source, partitions=partitions, refresh=refresh)
+        else:
+            mt = store.import_vcf(source, partitions=partitions, refresh=refresh)
+    except WorkbenchError as e:
+        _fail(e)
+    variants, samples = mt.count()
+    typer.echo(f"{variants:,} variants x {samples:,} samples in {mt.n_partitions()} "
+               f"partitions: {store.store_dir()}")
 
 
 @app.command("gwas")

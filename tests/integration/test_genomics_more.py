@@ -160,3 +160,12 @@ def test_gwas_command_rejects_an_unknown_trait(hail_session, small_release, tmp_
     assert r.exit_code == 2
     assert "unknown phenotype or covariate cholesterolz" in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_genomics_import_command(hail_session, small_release):
+    r = CliRunner().invoke(app, ["genomics", "import", "--release", str(small_release)],
+                           env={"WORKBENCH_CACHE": os.environ["WORKBENCH_CACHE"]})
+    assert r.exit_code == 0, r.output
+    assert "2,000 variants x 600 samples" in r.output
+    missing = CliRunner().invoke(app, ["genomics", "import", "/nonexistent.vcf.bgz"])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
