@@ -70,7 +70,7 @@ def bench(samples: int, variants: int, work: Path) -> dict:
     # every missing call filled with the variant's rounded mean: plink2's fast path needs
     # complete genotypes (with missing calls it re-solves the covariates per variant)
     mean = hl.agg.mean(analysed.GT.n_alt_alleles())
-    filled = analysed.annotate_rows(wb_k=hl.int(hl.round(mean)))
+    filled = analysed.annotate_rows(wb_k=hl.int(mean + 0.5))
     filled = filled.annotate_entries(GT=hl.coalesce(
         filled.GT, hl.unphased_diploid_gt_index_call(filled.wb_k))).drop("wb_k")
     filled = filled.checkpoint(hl.utils.new_temp_file("bench-filled", "mt"))
