@@ -10,6 +10,12 @@ UV_VERSION=0.13.8
 
 say() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
+can_apt() { [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; }
+apt_install() {   # apt_install PACKAGE: Debian's package, quietly
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "$1" >/dev/null
+}
 
 # --- Python 3.11 -----------------------------------------------------------
 PY=""
@@ -25,11 +31,9 @@ done
 java_major() { java -version 2>&1 | sed -n 's/.*version "\([0-9]*\)\(\.[0-9]*\)*.*".*/\1/p' | head -1; }
 jm=$(command -v java >/dev/null 2>&1 && java_major || true)
 if [ "$jm" != "11" ] && [ "$jm" != "17" ]; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  if can_apt; then
     say "Java 11/17 not found (found: ${jm:-none}); installing Debian's openjdk-17-jre-headless"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+    apt_install openjdk-17-jre-headless
     jm=$(java_major)
     [ "$jm" = "17" ] || die "installed openjdk-17-jre-headless but 'java -version' reports ${jm:-nothing}; set JAVA_HOME to a Java 17 and put it first on PATH."
   else
@@ -39,11 +43,9 @@ fi
 
 # --- PostgreSQL server (equality tests and benchmarks; optional elsewhere) ----
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  if can_apt; then
     say "PostgreSQL server not found; installing Debian's postgresql (for the equality tests)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq postgresql >/dev/null
+    apt_install postgresql
   else
     say "note: no PostgreSQL server (initdb) found; the PostgreSQL tests will be skipped. As root: apt-get install -y postgresql"
   fi
@@ -51,11 +53,9 @@ fi
 
 # --- plink2 (the GWAS cross-check and benchmark) -----------------------------
 if ! command -v plink2 >/dev/null 2>&1; then
-  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+  if can_apt; then
     say "plink2 not found; installing Debian's plink2 (the GWAS cross-check)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null
-    apt-get install -y -qq plink2 >/dev/null
+    apt_install plink2
   else
     say "note: plink2 not found; the plink2 cross-check tests will be skipped. As root: apt-get install -y plink2"
   fi
