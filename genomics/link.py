@@ -26,6 +26,7 @@ import polars as pl
 import pyarrow as pa
 from sqlglot import exp
 
+from cohort.compile import col
 from cohort.privacy import SmallCellPolicy
 from workbench.catalog import Catalog
 from workbench.errors import UsageError
@@ -160,10 +161,6 @@ def _one_phenotype(cat: Catalog, name: str) -> pl.DataFrame:
              on_person("s"), exp.Not(this=exp.Is(this=col(name, "s"), expression=exp.Null()))))
          .group_by(col("person_id", "m")))
     return cat.sql(q.sql("duckdb")).pl()
-
-
-def col(name: str, table: str) -> exp.Column:
-    return exp.column(name, table=table)
 
 
 def link(members: pl.DataFrame, cat: Catalog, mt: hl.MatrixTable, *,

@@ -135,10 +135,9 @@ def release_genotypes(cat: Catalog, *, partitions: int | None = None,
                       refresh: bool = False) -> hl.MatrixTable:
     """The release's VCF as a cached MatrixTable (its checksum comes from the manifest)."""
     vcf = cat.file(GENOTYPE_VCF)
+    reference = (cat.manifest.get("truth") or {}).get("genome_build", "GRCh38")
     return import_vcf(vcf, checksum=cat.manifest["files"][GENOTYPE_VCF]["sha256"],
-                      reference=cat.manifest.get("truth", {}).get("genome_build", "GRCh38")
-                      if cat.manifest.get("truth") else "GRCh38", partitions=partitions,
-                      refresh=refresh)
+                      reference=reference, partitions=partitions, refresh=refresh)
 
 
 def store_dir() -> Path:

@@ -268,10 +268,14 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _catalog_key(root: Path, manifest: dict[str, Any], tables: builtins.list[str]) -> str:
+    """Cache key of a release's catalog files: its path, release id and tables."""
+    return hashlib.sha256(f"{root}|{manifest['release_id']}|{tables}".encode()).hexdigest()[:16]
+
+
 def _view_database(root: Path, manifest: dict[str, Any], tables: builtins.list[str]) -> Path:
     """A small DuckDB file holding only views over the release's Parquet files."""
-    key = hashlib.sha256(f"{root}|{manifest['release_id']}|{tables}".encode()).hexdigest()[:16]
-    db = cache_dir() / "catalogs" / f"{key}.duckdb"
+    db = cache_dir() / "catalogs" / f"{_catalog_key(root, manifest, tables)}.duckdb"
     if db.exists():
         return db
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -289,8 +293,7 @@ def _view_database(root: Path, manifest: dict[str, Any], tables: builtins.list[s
 
 def native_database_path(root: Path, manifest: dict[str, Any],
                          tables: builtins.list[str]) -> Path:
-    key = hashlib.sha256(f"{root}|{manifest['release_id']}|{tables}".encode()).hexdigest()[:16]
-    return cache_dir() / "catalogs" / f"native-{key}.duckdb"
+    return cache_dir() / "catalogs" / f"native-{_catalog_key(root, manifest, tables)}.duckdb"
 
 
 def build_native_database(root: Path, manifest: dict[str, Any], tables: builtins.list[str],
