@@ -8,6 +8,12 @@ place, so a killed import never leaves a half-written MatrixTable that looks com
 Only the genotype call (GT) is kept as an entry field; GWAS and QC need nothing else, and
 fewer entry fields mean smaller, faster MatrixTables.
 
+Bad input gets a message, not a JVM stack trace: before an import the file is pre-checked
+(:mod:`genomics.vcf_check`: header, first lines, truncation), and an error Hail raises
+while importing (a bad line deeper in the file) becomes a
+:class:`~workbench.errors.GenotypeInputError` naming the file, Hail's own one-line summary
+and the offending line; Hail's exception stays attached as ``__cause__``.
+
 >>> key = cache_key([("vcf", "ab12")], {"reference": "GRCh38", "partitions": 8})
 >>> len(key)
 20
@@ -18,13 +24,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from genomics.vcf_check import check_plink, check_vcf, is_bgzf
 from workbench.catalog import Catalog, cache_dir
-from workbench.errors import UsageError
+from workbench.errors import GenotypeInputError, UsageError
 from workbench.manifest import sha256_file
 from workbench.schema import GENOTYPE_VCF
 
@@ -51,11 +59,8 @@ def cache_key(inputs: list[tuple[str, str]], params: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def is_bgzf(path: Path) -> bool:
-    """True for a BGZF (bgzip) file: gzip with the 'BC' extra subfield."""
-    with open(path, "rb") as f:
-        head = f.read(16)
-    return len(head) >= 14 and head[:4] == b"\x1f\x8b\x08\x04" and head[12:14] == b"BC"
+__all__ = ["cache_key", "default_partitions", "import_plink", "import_vcf", "is_bgzf",
+           "release_genotypes", "store_dir"]
 
 
 def default_partitions(size_bytes: int, cores: int) -> int:
@@ -98,7 +103,8 @@ def import_vcf(path: Path | str, *, checksum: str | None = None, reference: str 
                            call_fields=["GT"], entry_float_type=hl.tfloat32)
         return mt.select_entries("GT")
 
-    return _cached(key, build, describe={"source": str(path), **params}, refresh=refresh)
+    return _cached(key, build, describe={"source": str(path), **params}, refresh=refresh,
+                   precheck=lambda: check_vcf(path, reference=reference), source=path)
 
 
 def import_plink(bed: Path | str, *, reference: str = "GRCh38", partitions: int | None = None,
@@ -128,7 +134,8 @@ def import_plink(bed: Path | str, *, reference: str = "GRCh38", partitions: int 
                              contig_recoding=_plink_contigs(reference))
         return mt.select_entries("GT").select_cols().select_rows()
 
-    return _cached(key, build, describe={"source": str(bed), **params}, refresh=refresh)
+    return _cached(key, build, describe={"source": str(bed), **params}, refresh=refresh,
+                   precheck=lambda: check_plink(bed), source=bed)
 
 
 def release_genotypes(cat: Catalog, *, partitions: int | None = None,
@@ -146,17 +153,24 @@ def store_dir() -> Path:
     return path
 
 
-def _cached(key: str, build, *, describe: dict[str, Any], refresh: bool) -> hl.MatrixTable:
+def _cached(key: str, build, *, describe: dict[str, Any], refresh: bool,
+            precheck=None, source: Path | None = None) -> hl.MatrixTable:
+    """Read the cached MatrixTable, or pre-check the input, build, write and rename it."""
     import hail as hl
 
     final = store_dir() / f"{key}.mt"
     if refresh and final.exists():
         shutil.rmtree(final)
     if not (final / "_SUCCESS").exists():
+        if precheck is not None:
+            precheck()
         tmp = store_dir() / f".{key}.{os.getpid()}.writing.mt"
         shutil.rmtree(tmp, ignore_errors=True)
         try:
-            build().write(str(tmp), overwrite=True)
+            try:
+                build().write(str(tmp), overwrite=True)
+            except _hail_errors() as e:
+                raise hail_import_error(e, source) from e
             (tmp / "workbench.json").write_text(json.dumps(describe, indent=2))
             if final.exists():       # a stale, incomplete one
                 shutil.rmtree(final)
@@ -165,6 +179,48 @@ def _cached(key: str, build, *, describe: dict[str, Any], refresh: bool) -> hl.M
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     return hl.read_matrix_table(str(final))
+
+
+def _hail_errors() -> tuple[type[BaseException], ...]:
+    from hail.utils.java import FatalError, HailUserError
+    from py4j.protocol import Py4JError
+
+    return FatalError, HailUserError, Py4JError
+
+
+def hail_import_error(err: BaseException, source: Path | None) -> GenotypeInputError:
+    """Hail's failure while importing ``source`` as one GenotypeInputError: the file, Hail's
+    one-line summary and, when Hail names it, the offending line (cut to 120 characters).
+
+    >>> e = Exception("NumberFormatException: x\\n\\nJava stack trace:\\nis.hail.utils."
+    ...               "HailException: file:/d/x.vcf:offset 89: error while parsing line\\n"
+    ...               "chr1\\t26\\t.\\tA\\tC\\tabc\\n\\tat is.hail...\\n"
+    ...               "Error summary: NumberFormatException: For input string: \\"abc\\"")
+    >>> msg = hail_import_error(e, Path("/d/x.vcf")).message
+    >>> print(msg.replace("; ", ";\\n"))
+    Hail could not import x.vcf: NumberFormatException: For input string: "abc";
+    offending line (offset 89): chr1 26 . A C abc
+    """
+    text = str(err)
+    summaries = re.findall(r"^Error summary: (.+)$", text, flags=re.M)
+    if summaries:
+        summary = summaries[-1].strip()
+    else:
+        lines = [ln.strip().lstrip(": ").strip() for ln in text.splitlines()]
+        lines = [ln for ln in lines if ln and not ln.startswith(("An error occurred", "at "))]
+        summary = lines[0] if lines else type(err).__name__
+    message = f"Hail could not import {source.name if source else 'the input'}: {summary}"
+    bad = re.search(r"(?:offset (\d+): )?error while parsing line\n(.*)", text)
+    if bad:
+        where = f" (offset {bad.group(1)})" if bad.group(1) else ""
+        message += f"; offending line{where}: {' '.join(bad.group(2).split())[:120]}"
+    from genomics.session import current
+
+    log = current().log if current() is not None else None
+    return GenotypeInputError(
+        message, hint=f"the pre-check read only the first lines of {source or 'the input'}; "
+                      "fix or remove the offending line (or re-export the file)"
+                      + (f"; Hail's log: {log}" if log else ""))
 
 
 def _plink_contigs(reference: str) -> dict[str, str] | None:

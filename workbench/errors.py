@@ -28,3 +28,11 @@ class ReleaseError(WorkbenchError):
 
 class EnvironmentProblem(WorkbenchError):
     """Something the machine lacks (Java, memory, a package)."""
+
+
+class GenotypeInputError(UsageError):
+    """A VCF or PLINK file that cannot be read as genotypes (names the file and line)."""
+
+
+class PhenotypeInputError(UsageError):
+    """A phenotype table (TSV, CSV, Parquet) that cannot be used as given (names the column)."""
