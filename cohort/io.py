@@ -57,7 +57,7 @@ def json_path(loc: tuple[Any, ...], data: Any) -> str:
 _TAGS = {"cohort", "union", "intersect", "minus", "requirement", "group", "condition", "drug",
          "procedure", "measurement", "visit", "death", "observation_period", "screening",
          "lifelog", "region_indicator", "consent", "has_genome", "age", "sex", "region",
-         "cohort_member", "end_of_observation", "fixed_offset", "drug_exposure_end"}
+         "cohort_member", "genotype", "end_of_observation", "fixed_offset", "drug_exposure_end"}
 
 
 def from_data(data: Any) -> Cohort | CohortSet:

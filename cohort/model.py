@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = "1.0"
 
@@ -190,6 +191,121 @@ class GenomeCriterion(_Model):
     kind: Literal["has_genome"] = "has_genome"
 
 
+_PRIMARY_CONTIG = re.compile(r"(?:chr)?([0-9]{1,2}|X|Y|M|MT)", re.IGNORECASE)
+_CONTIG = re.compile(r"[A-Za-z0-9_.\-]+")
+_ALLELE = re.compile(r"[ACGTN]+", re.IGNORECASE)
+_VARIANT_EXAMPLE = "chrom:pos:ref:alt, e.g. chr1:12345:A:G"
+
+
+def normalise_contig(name: str) -> str:
+    """A contig name as variants and the carrier table spell it: primary chromosomes with
+    the ``chr`` prefix (GRCh38 style) whatever the input, other contigs unchanged.
+
+    >>> [normalise_contig(c) for c in ("1", "chr1", "CHR22", "x", "MT", "chrM", "GL000191.1")]
+    ['chr1', 'chr1', 'chr22', 'chrX', 'chrM', 'chrM', 'GL000191.1']
+    """
+    if (hit := _PRIMARY_CONTIG.fullmatch(name)) is None:
+        return name
+    core = hit.group(1).upper()
+    return "chrM" if core in ("M", "MT") else f"chr{core.lstrip('0') or '0'}"
+
+
+def parse_variant(text: str) -> tuple[str, int, str, str]:
+    """"chrom:pos:ref:alt" -> (contig, 1-based position, ref, alt), normalised.
+
+    >>> parse_variant("1:12345:a:g")
+    ('chr1', 12345, 'A', 'G')
+    """
+    parts = text.strip().split(":")
+    if len(parts) != 4:
+        raise ValueError(f"variant {text!r} is not {_VARIANT_EXAMPLE}")
+    contig, pos, ref, alt = parts
+    if not _CONTIG.fullmatch(contig):
+        raise ValueError(f"variant {text!r}: contig {contig!r} is not a contig name "
+                         f"({_VARIANT_EXAMPLE})")
+    if not pos.isdigit() or int(pos) < 1:
+        raise ValueError(f"variant {text!r}: position {pos!r} is not a whole number >= 1 "
+                         f"({_VARIANT_EXAMPLE})")
+    for what, allele in (("ref", ref), ("alt", alt)):
+        if not _ALLELE.fullmatch(allele):
+            raise ValueError(f"variant {text!r}: {what} allele {allele!r} is not a sequence "
+                             f"of A, C, G, T, N ({_VARIANT_EXAMPLE})")
+    if ref.upper() == alt.upper():
+        raise ValueError(f"variant {text!r}: the alt allele equals the ref allele")
+    return normalise_contig(contig), int(pos), ref.upper(), alt.upper()
+
+
+def parse_region(text: str) -> tuple[str, int, int]:
+    """"chrom:start-end" (1-based, inclusive; commas allowed) -> (contig, start, end).
+
+    >>> parse_region("chr1:1,000-2,000")
+    ('chr1', 1000, 2000)
+    """
+    head, sep, span = text.strip().rpartition(":")
+    start, dash, end = span.replace(",", "").partition("-")
+    example = "chrom:start-end, e.g. chr1:1000-2000"
+    if not sep or not dash or not _CONTIG.fullmatch(head):
+        raise ValueError(f"region {text!r} is not {example}")
+    if not (start.isdigit() and end.isdigit()) or int(start) < 1:
+        raise ValueError(f"region {text!r}: start and end must be whole numbers >= 1 "
+                         f"({example})")
+    if int(start) > int(end):
+        raise ValueError(f"region {text!r}: start {int(start)} is after end {int(end)}")
+    return normalise_contig(head), int(start), int(end)
+
+
+def _variant(text: str) -> str:
+    return ":".join(str(x) for x in parse_variant(text))
+
+
+def _region(text: str) -> str:
+    contig, start, end = parse_region(text)
+    return f"{contig}:{start}-{end}"
+
+
+class GenotypeCriterion(_Model):
+    """Carries a variant: any of ``variants`` ("chrom:pos:ref:alt"), or any variant whose
+    position lies in ``region`` ("chrom:start-end", 1-based, inclusive); exactly one of
+    the two. ``zygosity``: "carrier" is at least one alt allele, "homozygous_alt" two
+    (a hemizygous chrX call in a male has one). Contigs are normalised to GRCh38 style
+    (``1`` -> ``chr1``) as in the carrier table; alleles to upper case.
+
+    Only persons with genomic consent who have not withdrawn, with a sample in the call
+    set, can carry anything; it needs the release's carrier table (``workbench genomics
+    carriers``).
+
+    >>> GenotypeCriterion(variants=["1:1000:a:g"]).variants
+    ['chr1:1000:A:G']
+    """
+
+    kind: Literal["genotype"] = "genotype"
+    variants: list[Annotated[str, AfterValidator(_variant)]] | None = None
+    region: Annotated[str, AfterValidator(_region)] | None = None
+    zygosity: Literal["carrier", "homozygous_alt"] = "carrier"
+
+    @field_validator("variants")
+    @classmethod
+    def _some(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError("give at least one variant (chrom:pos:ref:alt), or a region")
+        return v
+
+    @model_validator(mode="after")
+    def _one_of(self) -> GenotypeCriterion:
+        if (self.variants is None) == (self.region is None):
+            raise ValueError("a genotype criterion needs exactly one of variants "
+                             "(a list of chrom:pos:ref:alt) and region (chrom:start-end)")
+        return self
+
+    def parsed_variants(self) -> list[tuple[str, int, str, str]]:
+        """The variants as (contig, position, ref, alt); empty for a region."""
+        return [parse_variant(v) for v in self.variants or []]
+
+    def parsed_region(self) -> tuple[str, int, int] | None:
+        """The region as (contig, start, end), or None."""
+        return None if self.region is None else parse_region(self.region)
+
+
 class AgeCriterion(_Model):
     """Age in whole years at the index date."""
 
@@ -225,7 +341,7 @@ Criterion = Annotated[
     ConditionCriterion | DrugCriterion | ProcedureCriterion | MeasurementCriterion
     | VisitCriterion | DeathCriterion | ObservationPeriodCriterion | ScreeningCriterion
     | LifelogCriterion | RegionIndicatorCriterion | ConsentCriterion | GenomeCriterion
-    | AgeCriterion | SexCriterion | RegionCriterion | CohortMemberCriterion,
+    | AgeCriterion | SexCriterion | RegionCriterion | CohortMemberCriterion | GenotypeCriterion,
     Field(discriminator="kind"),
 ]
 EVENT_KINDS = ("condition", "drug", "procedure", "measurement", "visit", "death",

@@ -235,6 +235,45 @@ cohort_sets = st.builds(m.CohortSet, kind=st.sampled_from(["union", "intersect",
 
 definitions = weighted((5, cohorts()), (1, cohort_sets))  # sets cost the engine ~3x
 
+# Genotype criteria, in any spelling the model accepts (contig styles, lower-case alleles,
+# commas in regions): JSON round trip only. The engine comparison runs on a release
+# without a carrier table; tests/unit/test_genotype_criteria.py checks their results.
+contigs = st.sampled_from(["1", "chr1", "CHR2", "x", "chrX", "MT", "chrM", "22", "GL000191.1"])
+positions = st.integers(1, 250_000_000)
+
+
+@st.composite
+def variant_texts(draw) -> str:
+    ref = draw(st.text("ACGTNacgtn", min_size=1, max_size=3))
+    alt = draw(st.text("ACGTNacgtn", min_size=1, max_size=3).filter(
+        lambda a: a.upper() != ref.upper()))
+    return f"{draw(contigs)}:{draw(positions)}:{ref}:{alt}"
+
+
+@st.composite
+def region_texts(draw) -> str:
+    a, b = sorted((draw(positions), draw(positions)))
+    return f"{draw(contigs)}:{a:,}-{b:,}" if draw(st.booleans()) else f"{draw(contigs)}:{a}-{b}"
+
+
+zygosities = st.sampled_from(["carrier", "homozygous_alt"])
+genotype_criteria = st.one_of(
+    st.builds(m.GenotypeCriterion, variants=st.lists(variant_texts(), min_size=1, max_size=4),
+              zygosity=zygosities),
+    st.builds(m.GenotypeCriterion, region=region_texts(), zygosity=zygosities))
+
+
+@st.composite
+def with_genotypes(draw) -> m.Cohort:
+    """A random cohort with one more rule: a genotype requirement, maybe negated, maybe in
+    a group with a random requirement."""
+    base = draw(cohorts(nested=False))
+    req = m.Requirement(criterion=draw(genotype_criteria), occurrence=draw(occurrences))
+    items = [req, *draw(st.lists(requirements(members=False), max_size=1))]
+    rule = m.InclusionRule(name="genotype", group=m.Group(
+        mode=draw(st.sampled_from(["all", "any"])), items=items))
+    return base.model_copy(update={"inclusion_rules": [*base.inclusion_rules, rule]})
+
 # --- tests -----------------------------------------------------------------------------
 
 
@@ -355,7 +394,7 @@ def test_era_collapse_with_tied_rows(tiny):
 
 @settings(max_examples=100, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(definitions)
+@given(weighted((3, definitions), (1, with_genotypes())))
 def test_json_round_trip_and_stable_hash(definition: m.Cohort | m.CohortSet):
     """Also checked for every definition of the comparison above; here without a release."""
     assert_round_trip(definition)
