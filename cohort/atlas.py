@@ -648,6 +648,10 @@ class _Exporter:
         return {"Value": lo, "Op": "gte"} if hi is None else {"Value": hi, "Op": "lte"}
 
     def criterion(self, c: Any, path: str) -> dict | None:
+        if isinstance(c, m.GenotypeCriterion):
+            self.bad(path, "genotype criteria (variant carriers) have no Circe equivalent: "
+                           "OMOP and ATLAS hold no genotypes")
+            return None
         if c.kind not in _CIRCE_NAME:
             self.bad(path, f"{c.kind} criteria have no Circe equivalent")
             return None
@@ -745,7 +749,8 @@ def to_atlas(cohort: m.Cohort, *, catalog: Any = None) -> dict:
     ``catalog`` to fill CONCEPT_ID and names from its vocabulary, which Circe needs to
     generate SQL. The description has no place in a Circe expression and is dropped.
     Raises :class:`AtlasUnsupportedError` naming the path of every part Circe lacks
-    (lifelog, screening, region, consent, has_genome, cohort membership, set operations).
+    (lifelog, screening, region, consent, has_genome, genotype, cohort membership, set
+    operations).
 
     >>> from cohort.builder import cohort, condition, age
     >>> c = cohort("t2d").entry(condition("KCD8", "E11")).require("adult", age(18)).build()

@@ -21,7 +21,7 @@ from cohort import model as m
 
 __all__ = ["cohort", "condition", "drug", "procedure", "measurement", "visit", "death",
            "observation_period", "screening", "lifelog", "region_indicator", "consent",
-           "has_genome", "age", "sex", "region", "member_of", "all_of", "any_of",
+           "has_genome", "carriers", "age", "sex", "region", "member_of", "all_of", "any_of",
            "at_least", "concept_set"]
 
 
@@ -135,6 +135,20 @@ def consent(scope: str) -> Req:
 
 def has_genome() -> Req:
     return _req(m.GenomeCriterion())
+
+
+def carriers(*variants: str, region: str | None = None,
+             zygosity: Literal["carrier", "homozygous_alt"] = "carrier") -> Req:
+    """Carries any of ``variants`` ("chrom:pos:ref:alt"), or any variant in ``region``
+    ("chrom:start-end", inclusive); ``zygosity="homozygous_alt"`` asks for two copies.
+
+    >>> carriers("chr19:44908822:C:T").criterion.variants
+    ['chr19:44908822:C:T']
+    >>> carriers(region="1:1000-2000", zygosity="homozygous_alt").criterion.region
+    'chr1:1000-2000'
+    """
+    return _req(m.GenotypeCriterion(variants=list(variants) or None, region=region,
+                                    zygosity=zygosity))
 
 
 def age(min: float | None = None, max: float | None = None) -> Req:  # noqa: A002

@@ -67,6 +67,7 @@ _PERSON_TABLES = {"age": "person", "sex": "person", "region": "location",
                   "region_indicator": "region_indicator", "consent": "consent",
                   "has_genome": "sample_link", "lifelog": "wearable_daily"}
 _SEX = {"male": 8507, "female": 8532}
+CARRIERS = "genotype_carrier"   # the view workbench.catalog makes of the carrier table
 
 
 def lit(value: object) -> exp.Expression:
@@ -368,6 +369,7 @@ class _Rule:
 
     joins: dict[str, str] = field(default_factory=dict)   # alias -> cte name
     person: set[str] = field(default_factory=set)
+    carriers: dict[str, str] = field(default_factory=dict)  # alias -> cte of person_id
 
 
 def _window_bounds(idx: str, alias: str, date_col: str, w: m.Window | None,
@@ -415,6 +417,10 @@ def _requirement(ctx: _Ctx, req: m.Requirement, idx: str, rule: _Rule,
 
 def _person_level(ctx: _Ctx, c, idx: str, rule: _Rule, path: str,
                   req: m.Requirement) -> exp.Expression:
+    if isinstance(c, m.GenotypeCriterion):
+        alias = f"g{len(rule.carriers)}"
+        rule.carriers[alias] = _carriers(ctx, c, path)
+        return exp.Not(this=exp.Is(this=col("person_id", alias), expression=exp.Null()))
     ctx.need(_PERSON_TABLES[c.kind], path)
     i = "i"
     if isinstance(c, m.AgeCriterion):
@@ -434,15 +440,53 @@ def _person_level(ctx: _Ctx, c, idx: str, rule: _Rule, path: str,
                             expressions=[exp.false()])
     if isinstance(c, m.ConsentCriterion):
         rule.person.add("consent")
-        return exp.Coalesce(this=exp.and_(col(c.scope, "con"), exp.Is(
-            this=col("withdrawal_date", "con"), expression=exp.Null())),
-            expressions=[exp.false()])
+        return consented(c.scope, "con")
     if isinstance(c, m.GenomeCriterion):
         rule.person.add("sample_link")
         return exp.Not(this=exp.Is(this=col("person_id", "sl"), expression=exp.Null()))
     if isinstance(c, m.LifelogCriterion):
         return _lifelog(ctx, c, idx, rule, req)
     raise DefinitionError(f"criterion kind {c.kind!r} is not supported here", path=path)
+
+
+def consented(scope: str, alias: str) -> exp.Expression:
+    """Consented to ``scope`` and never withdrawn, over the consent table as ``alias``
+    (false for a person without a consent row, as for one without the scope)."""
+    return exp.Coalesce(this=exp.and_(col(scope, alias), exp.Is(
+        this=col("withdrawal_date", alias), expression=exp.Null())), expressions=[exp.false()])
+
+
+def _carriers(ctx: _Ctx, c: m.GenotypeCriterion, path: str) -> str:
+    """CTE of the persons (person_id, distinct) carrying one of the criterion's variants:
+    carrier calls of their linked samples, only for genomic consent not withdrawn."""
+    if CARRIERS not in ctx.tables:
+        raise DefinitionError(
+            "genotype criteria need the carrier table: run `workbench genomics carriers "
+            "--release DIR` (once per release)", path=path,
+            hint="a release without genotypes (no VCF) has no carriers; "
+                 "drop the genotype criterion for such a release")
+    for table in ("sample_link", "consent"):
+        ctx.need(table, path)
+    g, sl, con, v = "g", "sl", "con", "v"
+    conds = [consented("genomic", con), col("n_alt", g) >= lit(1) if c.zygosity == "carrier"
+             else exp.EQ(this=col("n_alt", g), expression=lit(2))]
+    sel = exp.select(col("person_id", sl).as_("person_id")).distinct().from_(
+        exp.to_table(CARRIERS).as_(g)).join(
+        exp.to_table("sample_link").as_(sl), on=exp.EQ(
+            this=col("sample_id", sl), expression=col("sample_id", g))).join(
+        exp.to_table("consent").as_(con), on=exp.EQ(
+            this=col("person_id", con), expression=col("person_id", sl)))
+    if (region := c.parsed_region()) is not None:
+        contig, start, end = region
+        conds += [exp.EQ(this=col("contig", g), expression=lit(contig)),
+                  exp.Between(this=col("position", g), low=lit(start), high=lit(end))]
+    else:
+        fields = ("contig", "position", "ref", "alt")
+        wanted = exp.values([tuple(lit(x) for x in var) for var in
+                             dict.fromkeys(c.parsed_variants())], alias=v, columns=fields)
+        sel = sel.join(wanted, on=exp.and_(*[exp.EQ(this=col(f, g), expression=col(f, v))
+                                             for f in fields]))
+    return ctx.add("carriers", sel.where(exp.and_(*conds)))
 
 
 def _lifelog(ctx: _Ctx, c: m.LifelogCriterion, idx: str, rule: _Rule,
@@ -523,6 +567,9 @@ def _flags(ctx: _Ctx, cohort: m.Cohort, idx: str, path: str) -> tuple[str, list[
             this=exp.to_identifier("sl"))), on=exp.EQ(this=col("person_id", "sl"),
                                                       expression=col("person_id", i)),
             join_type="left")
+    for alias, cte in rule.carriers.items():
+        sel = sel.join(exp.to_table(cte).as_(alias), on=exp.EQ(
+            this=col("person_id", alias), expression=col("person_id", i)), join_type="left")
     steps = ["entry events"] + [r.name for r in cohort.inclusion_rules]
     return ctx.add("flags", sel, materialized=True), steps
 

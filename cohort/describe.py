@@ -78,6 +78,8 @@ def criterion(c: Any) -> str:
         return f"consented to {c.scope} use and has not withdrawn"
     if isinstance(c, m.GenomeCriterion):
         return "has a genome"
+    if isinstance(c, m.GenotypeCriterion):
+        return genotype(c)
     if isinstance(c, m.LifelogCriterion):
         if c.aggregate == "days_meeting":
             what = f"number of days with {c.metric} {_range(c.day_range)}"
@@ -87,6 +89,26 @@ def criterion(c: Any) -> str:
     if isinstance(c, m.CohortMemberCriterion):
         return f'entry into cohort "{c.cohort.name}"'
     return c.kind
+
+
+def genotype(c: m.GenotypeCriterion, *, shown: int = 5) -> str:
+    """A genotype criterion in words; long variant lists show the first ``shown``.
+
+    >>> genotype(m.GenotypeCriterion(variants=["1:1000:A:G", "chr2:5:C:T"]))
+    'carries any of 2 variants (chr1:1000:A:G, chr2:5:C:T)'
+    >>> genotype(m.GenotypeCriterion(region="chr1:1000-2000", zygosity="homozygous_alt"))
+    'is homozygous for the alternate allele of a variant in chr1:1000-2000'
+    """
+    hom = c.zygosity == "homozygous_alt"
+    verb = "is homozygous for the alternate allele of" if hom else "carries"
+    if c.region is not None:
+        return f"{verb} a variant in {c.region}"
+    vs = c.variants or []
+    if len(vs) == 1:
+        return f"{verb} {vs[0]}"
+    listed = ", ".join(vs[:shown]) + (f", and {len(vs) - shown} more" if len(vs) > shown
+                                       else "")
+    return f"{verb} any of {len(vs)} variants ({listed})"
 
 
 def window(w: m.Window | None) -> str:
@@ -188,6 +210,8 @@ def _normal(x: Any) -> Any:
             out["items"] = sorted(out["items"], key=lambda i: str(sorted(i.items())))
         if "visit_types" in out:
             out["visit_types"] = sorted(out["visit_types"])
+        if out.get("kind") == "genotype" and out.get("variants"):
+            out["variants"] = sorted(set(out["variants"]))
         return out
     if isinstance(x, list):
         return [_normal(v) for v in x]

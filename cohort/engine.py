@@ -80,7 +80,7 @@ class CohortResult:
 def compile_for(definition: m.Cohort | m.CohortSet, cat: Catalog,
                 dialect: str = "duckdb") -> Compiled:
     """Compile against a release: its tables and its vocabulary (concepts resolved)."""
-    return compile_definition(definition, set(cat.tables),
+    return compile_definition(definition, set(cat.tables) | set(cat.derived),
                               lambda cs, path: resolve(cat, cs, path=path), dialect)
 
 

@@ -23,20 +23,30 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
 from workbench.errors import ReleaseError
 from workbench.manifest import MANIFEST, read_manifest, sha256_file
-from workbench.schema import SCHEMA_VERSION, TABLES
+from workbench.schema import GENOTYPE_VCF, SCHEMA_VERSION, TABLES
 
 Verify = Literal["cached", "full", "none"]
 Storage = Literal["auto", "parquet", "native"]
+
+# The carrier table: every non-reference call of the release's VCF, one row per (sample,
+# variant), built with Hail by genomics.carriers; opened as the view CARRIER_TABLE.
+CARRIER_TABLE = "genotype_carrier"
+CARRIER_SCHEMA = pa.schema([("sample_id", pa.string()), ("contig", pa.string()),
+                            ("position", pa.int32()), ("ref", pa.string()),
+                            ("alt", pa.string()), ("n_alt", pa.int8())])
+CARRIERS_VERSION = "1"
 
 
 def cache_dir() -> Path:
@@ -55,6 +65,7 @@ class Catalog:
     manifest: dict[str, Any]
     connection: duckdb.DuckDBPyConnection
     tables: list[str] = field(default_factory=list)
+    derived: list[str] = field(default_factory=list)   # views of workbench-built tables
 
     @property
     def release_id(self) -> str:
@@ -70,7 +81,7 @@ class Catalog:
         return rows[0][0] if rows else None
 
     def has(self, table: str) -> bool:
-        return table in self.tables
+        return table in self.tables or table in self.derived
 
     def file(self, rel: str) -> Path:
         """Absolute path of a non-table file listed in the manifest (e.g. the VCF)."""
@@ -116,24 +127,69 @@ def open(release_dir: Path | str, *, verify: Verify = "cached",  # noqa: A001
     else:
         db = _view_database(root, manifest, tables)
     con = duckdb.connect(str(db), read_only=True)
-    _lock_down(con, root)
-    return Catalog(root, manifest, con, tables)
+    carriers = carrier_table_path(manifest)
+    try:
+        derived = _carrier_view(con, carriers)
+        _lock_down(con, root, [carriers] if carriers else [])
+    except BaseException:
+        con.close()
+        raise
+    return Catalog(root, manifest, con, tables, derived)
 
 
-def _lock_down(con: duckdb.DuckDBPyConnection, root: Path) -> None:
-    """Reads only inside the release; no COPY TO, no other files, so results leave through
-    the workbench's checked paths only. DuckDB cannot switch this back on once off.
+def carrier_table_path(manifest: dict[str, Any]) -> Path | None:
+    """Where the release's carrier table lives (or will, once built) in the workbench
+    cache, keyed by the VCF's checksum; None for a release without genotypes.
+
+    >>> carrier_table_path({"files": {}}) is None
+    True
+    >>> carrier_table_path({"files": {GENOTYPE_VCF: {"sha256": "ab12"}}}).parent.name
+    'carriers'
+    """
+    vcf = manifest.get("files", {}).get(GENOTYPE_VCF)
+    if vcf is None:
+        return None
+    key = hashlib.sha256(f"carriers|{CARRIERS_VERSION}|{vcf['sha256']}".encode()).hexdigest()
+    return cache_dir() / "genomics" / "carriers" / f"{key[:20]}.parquet"
+
+
+def _carrier_view(con: duckdb.DuckDBPyConnection, path: Path | None) -> builtins.list[str]:
+    """A temporary view of the carrier table when it was built; its name, or nothing."""
+    if path is None or not path.is_file():
+        return []
+    try:
+        found = pq.read_schema(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise ReleaseError(f"carrier table {path} is not a readable Parquet file ({e})",
+                           hint="rebuild it: `workbench genomics carriers --refresh`") from e
+    kinds = [(f.name, pa.string() if f.type == pa.large_string() else f.type) for f in found]
+    if kinds != [(f.name, f.type) for f in CARRIER_SCHEMA]:
+        want = ", ".join(f"{f.name} {f.type}" for f in CARRIER_SCHEMA)
+        raise ReleaseError(f"carrier table {path} has columns {found.names}, expected {want}",
+                           hint="rebuild it: `workbench genomics carriers --refresh`")
+    con.execute(_view_sql(CARRIER_TABLE, path, temporary=True))
+    return [CARRIER_TABLE]
+
+
+def _lock_down(con: duckdb.DuckDBPyConnection, root: Path, files: Sequence[Path] = ()) -> None:
+    """Reads only inside the release (and the workbench-built ``files`` derived from it,
+    such as the carrier table); no COPY TO, no other files, so results leave through the
+    workbench's checked paths only. DuckDB cannot switch this back on once off.
 
     Connections to the same view file in one process share a DuckDB instance, which a
     previous ``open`` may already have locked to this release: that is accepted.
     """
     if con.sql("select current_setting('enable_external_access')").fetchall()[0][0]:
         con.execute("SET allowed_directories = ?", [[str(root) + os.sep]])
+        if files:
+            con.execute("SET allowed_paths = ?", [[str(f) for f in files]])
         con.execute("SET enable_external_access = false")
         return
     allowed = con.sql("select current_setting('allowed_directories')").fetchall()[0][0]
-    if str(root) + os.sep not in allowed:   # pragma: no cover - the view file is per release
-        raise ReleaseError(f"catalog for {root} is locked to other directories {allowed}",
+    paths = con.sql("select current_setting('allowed_paths')").fetchall()[0][0]
+    if str(root) + os.sep not in allowed or any(str(f) not in paths for f in files):
+        raise ReleaseError(f"catalog for {root} is locked to other directories {allowed} "
+                           f"and files {paths}",
                            hint="close other catalogs of this release and open it again")
 
 
@@ -330,11 +386,13 @@ def build_native_database(root: Path, manifest: dict[str, Any], tables: builtins
     return db
 
 
-def _view_sql(name: str, path: Path) -> str:
+def _view_sql(name: str, path: Path, *, temporary: bool = False) -> str:
     """CREATE VIEW name AS SELECT * FROM read_parquet('path'), built with sqlglot.
 
     >>> _view_sql("person", Path("/r/it's/person.parquet"))
     "CREATE VIEW person AS SELECT * FROM READ_PARQUET('/r/it''s/person.parquet')"
     """
     select = exp.select("*").from_(exp.func("read_parquet", exp.Literal.string(str(path))))
-    return exp.Create(this=exp.to_table(name), kind="VIEW", expression=select).sql("duckdb")
+    props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary else None
+    return exp.Create(this=exp.to_table(name), kind="VIEW", expression=select,
+                      properties=props).sql("duckdb")
