@@ -337,6 +337,27 @@ def genomics_import(
                f"partitions: {store.store_dir()}")
 
 
+@genomics_app.command("carriers")
+def genomics_carriers(
+    release: Path = typer.Option(DEFAULT_RELEASE, "--release", help="Release directory."),
+    refresh: bool = typer.Option(False, "--refresh", help="Rebuild even if built already."),
+) -> None:
+    """Build the carrier table (every non-reference call) that cohort genotype criteria
+    read, once per release; counting carriers then needs no Hail."""
+    import pyarrow.parquet as pq
+
+    from genomics.carriers import build_carriers
+    from workbench import catalog
+
+    try:
+        with catalog.open(release) as cat:
+            path = build_carriers(cat, refresh=refresh,
+                                  progress=lambda msg: typer.echo(f"... {msg}", err=True))
+    except WorkbenchError as e:
+        _fail(e)
+    typer.echo(f"{pq.ParquetFile(path).metadata.num_rows:,} carrier calls: {path}")
+
+
 @app.command("gwas")
 def gwas_command(
     definition: Path = typer.Argument(..., help="Study cohort definition JSON (ours or ATLAS)."),
