@@ -1,16 +1,24 @@
-"""A whole GWAS from a cohort definition: members -> genomes -> QC -> PCs -> association.
+"""A whole GWAS: cohort (or your own files) -> genomes -> QC -> PCs -> association.
 
-``run_gwas`` is what ``workbench gwas`` runs. It writes into ``out``:
+Two ways in, one way through. ``run_gwas`` starts from a cohort definition on a release:
+members are linked to consented samples of the release's VCF (:mod:`genomics.link`).
+``run_gwas_on_files`` starts from your own data, no release needed: a VCF (bgzip) or PLINK
+files plus a phenotype table (TSV, CSV or Parquet; :mod:`genomics.phenotypes`). Both then
+run the same core, QC -> PCA -> association -> files, and write into ``out``:
 
 - ``results.parquet``: chrom, pos, ref, alt, n, beta, se, t_stat (linear) or z_stat
   (logistic Wald) or chi_sq_stat (Firth), p_value;
-- ``qc.json``: the link report (persons lost per step, small cells suppressed), every QC
-  step's removals, the parameters, lambda GC and the top hits;
+- ``qc.json``: how the samples were found (``link``: persons lost per step; or
+  ``phenotypes``: rows of the table matched to the genotypes, samples missing the trait),
+  every count through the small-cell policy; every QC step's removals, the parameters,
+  lambda GC, the top hits and any warnings;
 - ``manhattan.html``, ``qq.html``, ``pca.html`` and ``report.html`` (self-contained).
 
-The trait is a phenotype name (``ldl_cholesterol``, ``bmi``, ``age``...) for a linear
-model, or a second cohort definition (a JSON path) whose members are the cases for a
-logistic one (everyone else in the study cohort is a control).
+On a release the trait is a phenotype name (``ldl_cholesterol``, ``bmi``, ``age``...) for
+a linear model, or a second cohort definition (a JSON path) whose members are the cases
+for a logistic one (everyone else in the study cohort is a control). With your own files
+the trait is a column: boolean or 0/1 means logistic, any other number linear (``model``
+overrides). There, samples missing the trait are dropped before QC.
 """
 
 from __future__ import annotations
@@ -20,9 +28,10 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plotly.graph_objects as go
 import polars as pl
@@ -33,28 +42,42 @@ from cohort.engine import run
 from cohort.privacy import SmallCellPolicy
 from genomics.assoc import GwasResult, Test, gwas
 from genomics.link import Linked, link
+from genomics.phenotypes import Model, Phenotypes
 from genomics.qc import QCParams, QCResult, pca, pca_scatter, run_qc
 from workbench.catalog import Catalog
-from workbench.errors import UsageError
+from workbench.errors import GenotypeInputError, UsageError
+
+if TYPE_CHECKING:
+    import hail as hl
+
+Say = Callable[[str], None]
 
 
 @dataclass
 class Study:
-    """Everything a GWAS run produced (the files are in ``out``)."""
+    """Everything a GWAS run produced (the files are in ``out``): how the samples were
+    found (``linked`` on a release, ``phenotypes`` with your own files), QC, results."""
 
-    linked: Linked
     qc: QCResult
     result: GwasResult
     out: Path
     pcs: Any = None           # Hail Table of pc1..pcK keyed by s, when PCs were used
+    linked: Linked | None = None
+    phenotypes: Phenotypes | None = None
+    genotypes: str | None = None             # the VCF / PLINK file, for your own data
+    warnings: list[str] = field(default_factory=list)
 
 
 def run_gwas(definition: m.Cohort | m.CohortSet, cat: Catalog, *, trait: str,
              covariates: list[str], pcs: int = 10, out: Path | str,
              cases: m.Cohort | m.CohortSet | None = None, test: Test = "wald",
              qc_params: QCParams | None = None, policy: SmallCellPolicy | None = None,
-             progress=None) -> Study:
-    """Cohort -> GWAS, files written atomically into ``out`` (see the module docstring)."""
+             progress: Say | None = None, warn: Say | None = None) -> Study:
+    """Cohort -> GWAS, files written atomically into ``out`` (see the module docstring).
+
+    ``warn`` hears warnings as they arise (they are also in ``Study.warnings`` and
+    ``qc.json``); counts in them pass the small-cell policy.
+    """
     from genomics.store import release_genotypes
 
     say = progress or (lambda _msg: None)
@@ -72,8 +95,94 @@ def run_gwas(definition: m.Cohort | m.CohortSet, cat: Catalog, *, trait: str,
     pheno = [f for f in fields if not f.startswith("pc") or not f[2:].isdigit()]
     say("linking members to consented samples")
     linked = link(members, cat, mt, fields=pheno, cases=case_members, policy=policy)
+    with_sample, in_vcf = linked.step_persons[-2], linked.step_persons[-1]
+    if in_vcf == 0:
+        raise GenotypeInputError(
+            f"none of the cohort's {_count(policy, with_sample)} consented members with a "
+            "linked sample is in the release's VCF",
+            hint="the cohort may be too narrow, or the release's sample links and VCF disagree")
+    notes = []
+    if with_sample > in_vcf:
+        notes.append(f"{_count(policy, with_sample - in_vcf)} of the cohort's consented "
+                     "members with a linked sample are not in the release's VCF; they are "
+                     "left out")
+    return _analyse(linked.mt, trait=trait_field, covariates=covariates, pcs=pcs,
+                    logistic=binary, test=test, qc_params=qc_params, out=out, policy=policy,
+                    say=say, warn=warn, notes=notes, linked=linked)
+
+
+def run_gwas_on_files(*, phenotypes: Path | str, sample_column: str, trait: str,
+                      covariates: list[str], out: Path | str, vcf: Path | str | None = None,
+                      bfile: Path | str | None = None, pcs: int = 10, model: Model = "auto",
+                      test: Test = "wald", reference: str = "GRCh38",
+                      qc_params: QCParams | None = None, policy: SmallCellPolicy | None = None,
+                      progress: Say | None = None, warn: Say | None = None) -> Study:
+    """Your own genotypes (``vcf``: a VCF, bgzip best; or ``bfile``: a PLINK prefix) and
+    phenotype table -> the same QC, PCA, GWAS and files as ``run_gwas``.
+
+    ``sample_column`` holds the VCF's sample names (or the ``.fam`` IIDs); ``trait`` and
+    ``covariates`` are columns (numeric or boolean); a column named ``female`` feeds QC's
+    genetic-sex check. See :mod:`genomics.phenotypes` for the checks.
+    """
+    import hail as hl
+
+    from genomics.phenotypes import load
+    from genomics.store import import_plink, import_vcf
+
+    say = progress or (lambda _msg: None)
+    policy = policy or SmallCellPolicy()
+    if (vcf is None) == (bfile is None):
+        raise UsageError("give exactly one of a VCF (vcf=) or a PLINK prefix (bfile=)")
+    say("loading genotypes (cached MatrixTable)")
+    if vcf is not None:
+        source = Path(vcf)
+        mt = import_vcf(source, reference=reference)
+    else:
+        source = plink_bed(bfile)
+        mt = import_plink(source, reference=reference)
+    say("matching the phenotype table to the genotypes' samples")
+    pheno = load(phenotypes, sample_column=sample_column, trait=trait, covariates=covariates,
+                 genotype_samples=mt.s.collect(), model=model)
+    c = pheno.counts
+    notes = list(pheno.notes)
+    if c["table_only"]:
+        notes.append(f"{_count(policy, c['table_only'])} rows of {pheno.source} are not "
+                     f"samples in {source.name}; they are left out")
+    if c["missing_trait"]:
+        notes.append(f"{_count(policy, c['missing_trait'])} samples in {source.name} lack "
+                     f"{trait} in {pheno.source}; they are left out")
+    ht = pheno.to_hail()
+    mt = mt.filter_cols(hl.is_defined(ht[mt.s]))
+    mt = mt.annotate_cols(**ht[mt.s])
+    return _analyse(mt, trait=trait, covariates=pheno.covariates, pcs=pcs,
+                    logistic=pheno.binary, test=test, qc_params=qc_params, out=out,
+                    policy=policy, say=say, warn=warn, notes=notes, phenotypes=pheno,
+                    genotypes=source.name)
+
+
+def plink_bed(bfile: Path | str) -> Path:
+    """The ``.bed`` of a PLINK prefix (``data/x`` or ``data/x.bed``).
+
+    >>> plink_bed("data/chr22")
+    PosixPath('data/chr22.bed')
+    """
+    bfile = Path(bfile)
+    return bfile if bfile.suffix == ".bed" else bfile.with_name(bfile.name + ".bed")
+
+
+def _analyse(mt: hl.MatrixTable, *, trait: str, covariates: list[str], pcs: int,
+             logistic: bool, test: Test, qc_params: QCParams | None, out: Path | str,
+             policy: SmallCellPolicy, say: Say, warn: Say | None, notes: list[str],
+             linked: Linked | None = None, phenotypes: Phenotypes | None = None,
+             genotypes: str | None = None) -> Study:
+    """The core both ways in share: QC -> PCA -> association -> files in ``out``."""
+    for note in notes:
+        if warn is not None:
+            warn(note)
+        else:
+            say(f"warning: {note}")
     say("sample and variant QC")
-    qc = run_qc(linked.mt, qc_params)
+    qc = run_qc(mt, qc_params)
     analysed = qc.mt
     pc_names: list[str] = []
     scores = None
@@ -83,16 +192,17 @@ def run_gwas(definition: m.Cohort | m.CohortSet, cat: Catalog, *, trait: str,
         analysed = analysed.annotate_cols(**scores[analysed.s])
         pc_names = [f"pc{i + 1}" for i in range(pcs)]
     say("association")
-    result = gwas(analysed, trait_field, [*covariates, *[p for p in pc_names
-                                                         if p not in covariates]],
-                  model="logistic" if binary else "linear", test=test)
-    study = Study(linked, qc, result, Path(out), scores)
+    result = gwas(analysed, trait, [*covariates, *[p for p in pc_names
+                                                   if p not in covariates]],
+                  model="logistic" if logistic else "linear", test=test)
+    study = Study(qc, result, Path(out), scores, linked=linked, phenotypes=phenotypes,
+                  genotypes=genotypes, warnings=list(notes))
     say("writing results")
-    _write(study, scores, policy)
+    _write(study, policy)
     return study
 
 
-def _write(study: Study, scores, policy: SmallCellPolicy) -> None:
+def _write(study: Study, policy: SmallCellPolicy) -> None:
     from genomics import plots
 
     out = study.out
@@ -102,16 +212,22 @@ def _write(study: Study, scores, policy: SmallCellPolicy) -> None:
         res = study.result
         res.results.write_parquet(tmp / "results.parquet")
         top = res.top_hits(20)
-        qc = {"trait": res.trait, "model": res.model, "covariates": res.covariates,
-              "samples_analysed": _cell(policy, res.n_samples),
-              "link": study.linked.report.to_dicts(),
-              "qc": _suppressed_steps(study.qc.to_json(), policy),
-              "lambda_gc": round(res.lambda_gc, 4), "top_hits": top.to_dicts()}
+        qc: dict[str, Any] = {"trait": res.trait, "model": res.model,
+                              "covariates": res.covariates,
+                              "samples_analysed": _cell(policy, res.n_samples)}
+        if study.linked is not None:
+            qc["link"] = study.linked.report.to_dicts()
+        if study.phenotypes is not None:
+            qc["genotypes"] = study.genotypes
+            qc["phenotypes"] = study.phenotypes.to_json(policy)
+        qc |= {"qc": _suppressed_steps(study.qc.to_json(), policy),
+               "lambda_gc": round(res.lambda_gc, 4), "top_hits": top.to_dicts(),
+               "warnings": study.warnings}
         (tmp / "qc.json").write_text(json.dumps(qc, indent=2, default=str))
         figs = {"manhattan": plots.manhattan(res.results, title=f"{res.trait}: Manhattan"),
                 "qq": plots.qq(res.results, title=f"{res.trait}: QQ")}
-        if scores is not None:
-            sdf = pl.from_pandas(scores.to_pandas())
+        if study.pcs is not None:
+            sdf = pl.from_pandas(study.pcs.to_pandas())
             figs["pca"] = pca_scatter(sdf, title="PC1 vs PC2 (samples after QC)")
         for name, fig in figs.items():
             fig.write_html(tmp / f"{name}.html", include_plotlyjs=True, full_html=True)
@@ -122,6 +238,12 @@ def _write(study: Study, scores, policy: SmallCellPolicy) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _count(policy: SmallCellPolicy, n: int) -> str:
+    """One count in a sentence; a warning states a single count, never a total beside it
+    (that could give a suppressed cell back by subtraction)."""
+    return policy.format(policy.count(n))
 
 
 def _cell(policy: SmallCellPolicy, n: int) -> int | str:
@@ -152,9 +274,18 @@ def _report_html(qc: dict[str, Any], figs: dict[str, go.Figure], top: pl.DataFra
 
     parts = [f"<h1>GWAS of {html.escape(qc['trait'])} ({html.escape(qc['model'])})</h1>",
              f"<p>Samples analysed: {qc['samples_analysed']}; covariates: "
-             f"{html.escape(', '.join(qc['covariates']))}; lambda GC {qc['lambda_gc']}</p>",
-             "<h2>Cohort to genomes</h2>", table(qc["link"]),
-             "<h2>Quality control</h2>", table(qc["qc"]["steps"]),
+             f"{html.escape(', '.join(qc['covariates']))}; lambda GC {qc['lambda_gc']}</p>"]
+    if qc.get("warnings"):
+        parts.append("<ul>" + "".join(f"<li>warning: {html.escape(w)}</li>"
+                                      for w in qc["warnings"]) + "</ul>")
+    if "link" in qc:
+        parts += ["<h2>Cohort to genomes</h2>", table(qc["link"])]
+    if "phenotypes" in qc:
+        p = qc["phenotypes"]
+        parts += [f"<h2>Phenotype table to genomes</h2><p>{html.escape(p['source'])} "
+                  f"(samples in column {html.escape(p['sample_column'])}) matched to "
+                  f"{html.escape(str(qc['genotypes']))}</p>", table(p["steps"])]
+    parts += ["<h2>Quality control</h2>", table(qc["qc"]["steps"]),
              "<h2>Top hits (p &lt; 5e-8)</h2>", table(top.to_dicts())]
     for name, fig in figs.items():
         parts.append(f"<h2>{name}</h2>" + fig.to_html(full_html=False, include_plotlyjs=False,

@@ -360,33 +360,74 @@ def genomics_carriers(
 
 @app.command("gwas")
 def gwas_command(
-    definition: Path = typer.Argument(..., help="Study cohort definition JSON (ours or ATLAS)."),
+    definition: Path | None = typer.Argument(
+        None, help="Study cohort definition JSON (ours or ATLAS); or use --vcf/--bfile."),
     release: Path = typer.Option(DEFAULT_RELEASE, "--release", help="Release directory."),
+    vcf: Path | None = typer.Option(None, "--vcf", help="Your own VCF (bgzip best) instead "
+                                    "of a release; needs --phenotypes."),
+    bfile: Path | None = typer.Option(None, "--bfile", help="Your own PLINK files (prefix of "
+                                      ".bed/.bim/.fam) instead of a release."),
+    phenotypes: Path | None = typer.Option(None, "--phenotypes", help="With --vcf/--bfile: "
+                                           "phenotype table (.tsv, .csv or .parquet)."),
+    sample_column: str | None = typer.Option(None, "--sample-column", help="With "
+                                             "--phenotypes: the column of sample ids."),
     trait: str = typer.Option(..., "--trait", help="Phenotype (ldl_cholesterol, bmi, ...) for "
-                              "a linear model, or a case-cohort JSON for a logistic one."),
-    covariates: str = typer.Option("age,female", "--covariates",
-                                   help="Comma-separated covariates (age, female, bmi, ...)."),
+                              "a linear model, or a case-cohort JSON for a logistic one; with "
+                              "--phenotypes a column (boolean or 0/1: logistic)."),
+    covariates: str | None = typer.Option(
+        None, "--covariates", help="Comma-separated covariates (default age,female on a "
+        "release; none with --phenotypes). Boolean columns are coded 0/1."),
     pcs: int = typer.Option(10, "--pcs", help="Principal components as covariates (0: none)."),
     test: str = typer.Option("wald", "--test", help="Logistic test: wald or firth."),
+    model: str = typer.Option("auto", "--model", help="With --phenotypes: auto (0/1 trait: "
+                              "logistic, else linear), linear or logistic."),
+    reference: str = typer.Option("GRCh38", "--reference", help="With --vcf/--bfile: "
+                                  "GRCh38 or GRCh37."),
     out: Path = typer.Option(..., "--out", help="Directory for results, qc.json, plots."),
 ) -> None:
     """Cohort -> consented genomes -> QC -> PCA -> GWAS; writes results.parquet, qc.json,
-    Manhattan/QQ/PCA plots and report.html into --out."""
-    from genomics.study import run_gwas
+    Manhattan/QQ/PCA plots and report.html into --out.
+
+    Bring your own data instead of a release: --vcf FILE or --bfile PREFIX with
+    --phenotypes TABLE --sample-column COL (no DEFINITION)."""
+    from genomics.study import run_gwas, run_gwas_on_files
     from workbench import catalog
 
+    say = lambda msg: typer.echo(f"... {msg}", err=True)  # noqa: E731
+    warn = lambda msg: typer.echo(f"warning: {msg}", err=True)  # noqa: E731
     try:
-        d = _definition(definition)
-        cases = None
-        if trait.endswith(".json") or Path(trait).is_file():
-            cases = _definition(Path(trait))
         if test not in ("wald", "firth"):
             raise UsageError(f"--test {test!r}: use wald or firth")
-        covs = [c.strip() for c in covariates.split(",") if c.strip()]
-        with catalog.open(release) as cat:
-            study = run_gwas(d, cat, trait=trait, covariates=covs, pcs=pcs, out=out,
-                             cases=cases, test=test,  # type: ignore[arg-type]
-                             progress=lambda msg: typer.echo(f"... {msg}", err=True))
+        own = vcf is not None or bfile is not None
+        if (definition is not None) == own or (vcf is not None and bfile is not None):
+            raise UsageError("give exactly one of DEFINITION (a cohort on a release), --vcf "
+                             "FILE or --bfile PREFIX",
+                             hint="workbench gwas --vcf x.vcf.bgz --phenotypes p.tsv "
+                                  "--sample-column IID --trait ldl --out out/")
+        if own:
+            if phenotypes is None or sample_column is None:
+                raise UsageError("--vcf/--bfile need --phenotypes TABLE and --sample-column COL")
+            if model not in ("auto", "linear", "logistic"):
+                raise UsageError(f"--model {model!r}: use auto, linear or logistic")
+            covs = [c.strip() for c in (covariates or "").split(",") if c.strip()]
+            study = run_gwas_on_files(vcf=vcf, bfile=bfile, phenotypes=phenotypes,
+                                      sample_column=sample_column, trait=trait,
+                                      covariates=covs, pcs=pcs, out=out,
+                                      model=model, test=test,  # type: ignore[arg-type]
+                                      reference=reference, progress=say, warn=warn)
+        else:
+            if phenotypes is not None or sample_column is not None or model != "auto":
+                raise UsageError("--phenotypes, --sample-column and --model go with "
+                                 "--vcf/--bfile; on a release the trait names a phenotype")
+            d = _definition(definition)
+            cases = None
+            if trait.endswith(".json") or Path(trait).is_file():
+                cases = _definition(Path(trait))
+            covs = [c.strip() for c in (covariates or "age,female").split(",") if c.strip()]
+            with catalog.open(release) as cat:
+                study = run_gwas(d, cat, trait=trait, covariates=covs, pcs=pcs, out=out,
+                                 cases=cases, test=test,  # type: ignore[arg-type]
+                                 progress=say, warn=warn)
     except WorkbenchError as e:
         _fail(e)
     res = study.result
