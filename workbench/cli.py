@@ -292,11 +292,17 @@ def cohort_diff(a: Path = typer.Argument(...), b: Path = typer.Argument(...)) ->
 def demo(
     release: Path = typer.Option(DEFAULT_RELEASE, help="Release to use (built if absent)."),
     outputs: Path = typer.Option(DEFAULT_OUTPUTS, help="Where reports go."),
+    genomics: bool = typer.Option(True, "--genomics/--no-genomics",
+                                  help="Run the flagship GWAS study (needs Java)."),
 ) -> None:
-    """The main job: build the default synthetic release if needed, then report on it."""
+    """The main job: build the default synthetic release if needed, report on it, then run
+    the flagship study: adults with a screening LDL -> genomes -> QC -> PCA -> GWAS of LDL
+    and of type 2 diabetes -> outputs/flagship/flagship.html."""
+    from workbench import catalog
     from workbench.report import write_release_report
     from workbench.synth.build import DEFAULTS, build_release
 
+    say = lambda msg: typer.echo(f"... {msg}", err=True)  # noqa: E731
     try:
         if not (release / "manifest.json").is_file():
             typer.echo(f"building the default synthetic release in {release} "
@@ -304,9 +310,21 @@ def demo(
                        f"{DEFAULTS['variants']:,} variants)...")
             build_release(release, progress=sys.stderr.isatty(), force=True)
         path = write_release_report(release, outputs / "release_report.html")
+        typer.echo(f"release report: {path.resolve()}")
+        if not genomics:
+            return
+        from genomics.flagship import run_flagship
+
+        with catalog.open(release) as cat:
+            summary = run_flagship(cat, outputs / "flagship", progress=say).summary
     except WorkbenchError as e:
         _fail(e)
-    typer.echo(f"release report: {path.resolve()}")
+    for s in summary["studies"]:
+        t = s.get("truth")
+        found = f"; planted variants found {t['found']}/{t['planted']}" if t else ""
+        typer.echo(f"{s['title']}: {s['samples_analysed']} samples, lambda GC "
+                   f"{s['lambda_gc']:.3f}, {s['hits']} hits{found}")
+    typer.echo(f"flagship study: {(outputs / 'flagship' / 'flagship.html').resolve()}")
 
 
 @genomics_app.command("import")

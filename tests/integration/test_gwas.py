@@ -15,7 +15,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from cohort.io import load
 from workbench import catalog
 
 pytestmark = pytest.mark.java
@@ -35,12 +34,36 @@ def truth(default_release):
 
 
 @pytest.fixture(scope="module")
-def study(hail_session, cat, tmp_path_factory):
-    from genomics.study import run_gwas
+def flagship(hail_session, cat, tmp_path_factory):
+    """What `make demo` runs: the LDL cohort, GWAS of LDL and of T2D, 10 PCs."""
+    from genomics.flagship import run_flagship
 
-    out = tmp_path_factory.mktemp("gwas") / "ldl"
-    return run_gwas(load(ROOT / "examples/ldl_screened.json"), cat, trait="ldl_cholesterol",
-                    covariates=["age", "female"], pcs=10, out=out)
+    return run_flagship(cat, tmp_path_factory.mktemp("flagship"))
+
+
+@pytest.fixture(scope="module")
+def study(flagship):
+    return flagship.studies["ldl"]
+
+
+def test_flagship_study_recovers_the_truth_for_both_traits(flagship, truth):
+    """The demo's summary: every planted T2D variant and >= 80% of LDL's found, nothing
+    outside their LD blocks, lambda GC in range with PCs; the page links both reports."""
+    by_name = {s["name"]: s for s in flagship.summary["studies"]}
+    assert by_name["ldl"]["truth"]["planted"] == len(truth["ldl_cholesterol"]["variants"])
+    assert by_name["ldl"]["truth"]["found"] >= 0.8 * by_name["ldl"]["truth"]["planted"]
+    assert by_name["ldl"]["truth"]["hits_outside_blocks"] == 0
+    t2d = flagship.studies["t2d"].result
+    assert t2d.model == "wald" and by_name["t2d"]["hits"] == t2d.top_hits(10**6).height
+    assert by_name["t2d"]["truth"] == {"planted": len(truth["t2d"]["variants"]),
+                                       "found": len(truth["t2d"]["variants"]),
+                                       "hits_outside_blocks": 0}
+    for s in by_name.values():
+        assert 0.95 <= s["lambda_gc"] <= 1.10
+    out = flagship.studies["ldl"].out.parent
+    page = (out / "flagship.html").read_text()
+    assert "ldl/report.html" in page and "t2d/report.html" in page
+    assert json.loads((out / "flagship.json").read_text()) == flagship.summary
 
 
 def _in_blocks(df: pl.DataFrame, variants: list[dict]) -> pl.Series:

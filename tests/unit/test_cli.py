@@ -215,3 +215,34 @@ def test_doctor_reports_damaged_release(release: Path, tmp_path: Path) -> None:
     assert checks["release"].startswith("FAIL")
     assert "person" in checks["release"]
     assert "rebuild" in result.stdout                    # the hint, on the advice line
+
+
+def test_demo_reports_the_release_then_the_flagship_study(small_release, tmp_path,
+                                                          monkeypatch):
+    """`workbench demo` writes the release report, then runs the flagship study (its real
+    run is checked against the truth in tests/integration/test_gwas.py) and prints one
+    line per GWAS; --no-genomics stops after the report."""
+    from genomics import flagship
+
+    calls = []
+
+    def fake(cat, out, *, progress=None):
+        calls.append((cat.release_id, out))
+        return flagship.Flagship({"studies": [
+            {"title": "LDL", "samples_analysed": 812, "lambda_gc": 1.0132, "hits": 12,
+             "truth": {"planted": 10, "found": 9, "hits_outside_blocks": 0}},
+            {"title": "T2D", "samples_analysed": "< 20", "lambda_gc": 1.03, "hits": 0}]}, {})
+
+    monkeypatch.setattr(flagship, "run_flagship", fake)
+    r = _run("demo", "--release", str(small_release), "--outputs", str(tmp_path),
+             "--no-genomics")
+    assert r.exit_code == 0 and (tmp_path / "release_report.html").is_file()
+    assert calls == [] and "flagship" not in r.stdout
+    r = _run("demo", "--release", str(small_release), "--outputs", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    assert calls and calls[0][1] == tmp_path / "flagship"
+    lines = _lines(r.stdout)
+    assert lines[1] == ("LDL: 812 samples, lambda GC 1.013, 12 hits; planted variants "
+                        "found 9/10")
+    assert lines[2] == "T2D: < 20 samples, lambda GC 1.030, 0 hits"
+    assert lines[3].endswith("flagship/flagship.html")
