@@ -408,7 +408,7 @@ def gwas_command(
 
     Bring your own data instead of a release: --vcf FILE or --bfile PREFIX with
     --phenotypes TABLE --sample-column COL (no DEFINITION)."""
-    from genomics.study import run_gwas, run_gwas_on_files
+    from genomics.study import plink_bed, run_gwas, run_gwas_on_files
     from workbench import catalog
 
     say = lambda msg: typer.echo(f"... {msg}", err=True)  # noqa: E731
@@ -449,9 +449,82 @@ def gwas_command(
     except WorkbenchError as e:
         _fail(e)
     res = study.result
+    _gwas_run_manifest(study, out, release=None if own else release,
+                       definitions={"cohort": d, **({"cases": cases} if cases else {})}
+                       if not own else {},
+                       inputs=[p for p in (vcf, plink_bed(bfile) if bfile else None, phenotypes)
+                               if p is not None])
     typer.echo(f"{res.trait} ({res.model}): {res.results.height:,} variants, lambda GC "
                f"{res.lambda_gc:.3f}, {res.top_hits(10_000).height} below 5e-8")
     typer.echo(f"results in {out.resolve()}")
+
+
+def _gwas_run_manifest(study, out: Path, *, release: Path | None, definitions: dict,
+                       inputs: list[Path]) -> Path:
+    """``run_manifest.json`` next to the GWAS results: release (or input files' sha256),
+    environment, definition hashes, and the key results a rerun checks."""
+    from cohort.privacy import SmallCellPolicy
+    from workbench import runrecord
+    from workbench.manifest import read_manifest, sha256_file
+
+    rec = runrecord.RunRecord(
+        release=(runrecord.release_identity(read_manifest(release)) if release is not None
+                 else {"release_id": None, "content_id": None, "seed": None, "checksums": {
+                     f"file:{p.name}": sha256_file(p) for p in inputs}}),
+        environment=runrecord.environment())
+    for name, d in definitions.items():
+        rec.definition(d, name=name)
+    res = study.result
+    samples = SmallCellPolicy().count(res.n_samples)
+    rec.record("samples_analysed", samples if isinstance(samples, int) else str(samples))
+    rec.record("variants", res.results.height)
+    rec.record("lambda_gc", round(res.lambda_gc, 4), tolerance=0.002)
+    rec.record("hits_5e-8", res.top_hits(10**7).height)
+    return rec.write(out / "run_manifest.json")
+
+
+@app.command("run-notebook")
+def run_notebook(
+    source: Path = typer.Argument(..., help="Notebook: jupytext .py (notebooks/) or .ipynb."),
+    out: Path = typer.Option(..., "--out", help="The published .ipynb to write."),
+    release: Path | None = typer.Option(None, "--release", help="Release directory "
+                                        "(default: $WORKBENCH_RELEASE, else releases/default)."),
+    timeout: int = typer.Option(1800, "--timeout", help="Seconds per cell."),
+) -> None:
+    """Execute a notebook top to bottom in a clean kernel and write it with its outputs and
+    run record (release, environment, definitions, key results): the notebook a reviewer
+    reruns with `workbench rerun`."""
+    from workbench.rerun import publish
+
+    try:
+        rec = publish(source, out, release=release, timeout=timeout)
+    except WorkbenchError as e:
+        _fail(e)
+    typer.echo(f"{len(rec.results)} key results recorded on release "
+               f"{rec.release.get('release_id')}: {out.resolve()}")
+
+
+@app.command("rerun")
+def rerun_command(
+    notebook: Path = typer.Argument(..., help="A published .ipynb (from run-notebook)."),
+    release: Path | None = typer.Option(None, "--release", help="Release directory (default: "
+                                        "the one recorded, if present; else releases/default)."),
+    out: Path | None = typer.Option(None, "--out", help="Keep the rerun notebook here."),
+    timeout: int = typer.Option(1800, "--timeout", help="Seconds per cell."),
+) -> None:
+    """Re-execute a published notebook in a clean kernel and check its recorded results:
+    prints pass, or fail naming the first difference and its kind (release, environment,
+    definition, result); exit code 1 on fail."""
+    from workbench.rerun import rerun
+
+    try:
+        report = rerun(notebook, release=release, out=out, timeout=timeout)
+    except WorkbenchError as e:
+        _fail(e)
+    for line in report.lines():
+        typer.echo(line)
+    typer.echo(f"({report.seconds:.0f} s on release {report.release})", err=True)
+    raise typer.Exit(0 if report.passed else 1)
 
 
 @app.command()
