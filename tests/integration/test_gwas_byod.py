@@ -86,6 +86,18 @@ def test_own_vcf_and_tsv_give_the_release_paths_p_values(release_study, vcf_stud
     assert diff < 1e-6
 
 
+def test_release_path_warns_of_members_not_in_the_vcf(release_study):
+    """One linked member of the small release has no column in its VCF: a warning with a
+    suppressed count, in Study.warnings and qc.json."""
+    persons = release_study.linked.step_persons
+    assert persons[-2] - persons[-1] == 1
+    note = ("< 20 of the cohort's consented members with a linked sample are not in the "
+            "release's VCF; they are left out")
+    assert release_study.warnings == [note]
+    qc = json.loads((release_study.out / "qc.json").read_text())
+    assert qc["warnings"] == [note] and "phenotypes" not in qc and qc["link"]
+
+
 def test_qc_json_reports_the_match_through_the_small_cell_policy(release_study, vcf_study):
     study, heard = vcf_study
     qc = json.loads((study.out / "qc.json").read_text())
