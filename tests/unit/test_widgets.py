@@ -123,7 +123,7 @@ def hand_polars_t2d_women(release: Path, cat) -> list[int]:
                                      & (pl.col("concept_code") == "E11"))
     e11 = concept["concept_id"].item()
     ids = read("concept_ancestor").filter(pl.col("ancestor_concept_id") == e11)[
-        "descendant_concept_id"]
+        "descendant_concept_id"].to_list()
     events = read("condition_occurrence").filter(pl.col("condition_concept_id").is_in(ids))
     # first_occurrence: each person's first E11 event (by date, then id), then it must lie
     # in an observation period; withdrawn persons never count
@@ -133,7 +133,8 @@ def hand_polars_t2d_women(release: Path, cat) -> list[int]:
     inside = first.join(op, on="person_id").filter(
         pl.col("condition_start_date").is_between(pl.col("observation_period_start_date"),
                                                   pl.col("observation_period_end_date")))
-    withdrawn = read("consent").filter(pl.col("withdrawal_date").is_not_null())["person_id"]
+    withdrawn = read("consent").filter(pl.col("withdrawal_date").is_not_null())[
+        "person_id"].to_list()
     index = inside.filter(~pl.col("person_id").is_in(withdrawn)).select(
         "person_id", year=pl.col("condition_start_date").dt.year())
     people = index.join(read("person"), on="person_id")
