@@ -50,16 +50,18 @@ import plotly.graph_objects as go
 
 from cohort import io
 from cohort import model as m
+from cohort.dataset import DOMAINS, Dataset, build_dataset
 from cohort.describe import describe
-from cohort.editors import ConceptSearch, Editor, ModelEditor
+from cohort.editors import ConceptSearch, Editor, ModelEditor, WindowEditor
 from cohort.engine import CohortResult, run
 from cohort.errors import DefinitionError
 from cohort.privacy import SmallCellPolicy
 from cohort.to_python import to_python
 from workbench import catalog as _catalog
 from workbench.catalog import Catalog
+from workbench.errors import WorkbenchError
 
-__all__ = ["CohortBuilder", "ConceptSearch", "worker_catalog"]
+__all__ = ["CohortBuilder", "ConceptSearch", "DatasetBuilder", "worker_catalog"]
 
 def worker_catalog(cat: Catalog) -> Catalog:
     """The catalog on a private cursor of its connection, for use on another thread.
@@ -288,3 +290,67 @@ class CohortBuilder(W.VBox):
                 self._cursor.interrupt()
         self._executor.shutdown(wait=True)
         super().close()
+
+
+# --- the dataset builder ------------------------------------------------------------------
+
+class DatasetBuilder(W.VBox):
+    """Pick domains and columns for a cohort's members; ``build`` gives Polars frames
+    (``.dataset``, a :class:`cohort.dataset.Dataset`) and the code that rebuilds them.
+
+    ``cohort``: a :class:`CohortBuilder` (its definition when ``build`` is clicked), a
+    definition or a result. Counts shown (persons, rows) pass the small-cell policy.
+    """
+
+    def __init__(self, cat: Catalog, cohort: CohortBuilder | m.Cohort | m.CohortSet
+                 | CohortResult, *, policy: SmallCellPolicy | None = None) -> None:
+        self.cat, self.cohort = cat, cohort
+        self.policy = policy or SmallCellPolicy()
+        self.dataset: Dataset | None = None
+        self.include: dict[str, W.Checkbox] = {}
+        self.columns: dict[str, W.SelectMultiple] = {}
+        rows = []
+        for name, dom in DOMAINS.items():
+            self.include[name] = W.Checkbox(value=name == "person", description=name,
+                                            indent=False, layout=W.Layout(width="9em"))
+            cols = list(dom.columns)
+            self.columns[name] = W.SelectMultiple(options=cols, value=tuple(cols),
+                                                  rows=min(len(cols), 5))
+            rows.append(W.HBox([self.include[name], self.columns[name]]))
+        self.window = WindowEditor(None)
+        self.build_button = W.Button(description="build dataset", icon="table",
+                                     button_style="primary")
+        self.build_button.on_click(lambda _b: self.build())
+        self.summary = W.HTML()
+        self.code = W.Textarea(layout=W.Layout(width="100%", height="14em"))
+        super().__init__([W.HTML("<b>domains and columns</b>"), *rows,
+                          W.HBox([W.Label("dated records in"), self.window.widget]),
+                          self.build_button, self.summary, self.code])
+
+    def chosen(self) -> dict[str, list[str]]:
+        """The ticked domains and their selected columns."""
+        return {d: list(self.columns[d].value) for d, box in self.include.items() if box.value}
+
+    def build(self) -> Dataset | None:
+        """Build the frames (also on the button); errors are shown, not raised."""
+        source = self.cohort
+        try:
+            if isinstance(source, CohortBuilder):
+                source = source.definition
+            if self.window.error:
+                raise DefinitionError(self.window.error, path="window")
+            self.dataset = build_dataset(self.cat, source, self.chosen(),
+                                         window=self.window.value)
+        except (DefinitionError, WorkbenchError) as e:
+            self.summary.value = f"<span style='color:#b42318'>{html.escape(str(e))}</span>"
+            return None
+        fmt = self.policy.format
+        rows = "".join(
+            f"<tr><td>{html.escape(d)}</td><td>{fmt(self.policy.count(f.height))}</td>"
+            f"<td>{fmt(self.policy.count(f['person_id'].n_unique() if f.height else 0))}"
+            f"</td></tr>" for d, f in self.dataset.frames.items())
+        persons = fmt(self.policy.count(self.dataset.persons))
+        self.summary.value = (f"<p>{persons} persons</p><table><tr><th>domain</th>"
+                              f"<th>rows</th><th>persons</th></tr>{rows}</table>")
+        self.code.value = self.dataset.code
+        return self.dataset
