@@ -211,7 +211,7 @@ def test_a_stale_query_result_is_never_shown(make, cat):
     deadline = time.monotonic() + 10
     while w.status != "running" and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert w.status == "running"
+    assert w.status == "running" and "counting" in w.spinner.value
     w.find("entry.criteria[0].first_occurrence").widget.value = True     # second edit
     time.sleep(0.1)
     release_first.set()
@@ -221,6 +221,24 @@ def test_a_stale_query_result_is_never_shown(make, cat):
     assert w.result.definition == second
     assert w.shown_generations == [w._generation]
     assert w.count_text == SmallCellPolicy().format(run(second, cat).count)
+    assert w.spinner.value == ""
+    assert len(calls) == 2
+
+
+def test_rapid_edits_are_counted_once(make):
+    """Edits within the debounce time start one count, of the last edit."""
+    calls = []
+
+    def counting(definition, wcat, *, policy):
+        calls.append(definition)
+        return run(definition, wcat, policy=policy)
+
+    w = make(T2D_WOMEN, runner=counting, debounce=0.5)
+    box = w.find("inclusion_rules[1].group.items[0].criterion.value").min_box
+    for age_min in ("41", "42", "43", "44", "45"):
+        box.value = age_min
+    assert w.wait(30) and w.status == "done"
+    assert [c.inclusion_rules[1].group.items[0].criterion.value.min for c in calls] == [45.0]
 
 
 def test_a_running_query_is_interrupted_by_a_new_edit(make):
