@@ -489,6 +489,9 @@ def run_notebook(
     out: Path = typer.Option(..., "--out", help="The published .ipynb to write."),
     release: Path | None = typer.Option(None, "--release", help="Release directory "
                                         "(default: $WORKBENCH_RELEASE, else releases/default)."),
+    param: list[str] = typer.Option([], "--param", help="NAME=VALUE overriding the "
+                                    "notebook's parameters cell (VALUE as JSON, else text); "
+                                    "repeatable. Kept for reruns."),
     timeout: int = typer.Option(1800, "--timeout", help="Seconds per cell."),
 ) -> None:
     """Execute a notebook top to bottom in a clean kernel and write it with its outputs and
@@ -497,7 +500,16 @@ def run_notebook(
     from workbench.rerun import publish
 
     try:
-        rec = publish(source, out, release=release, timeout=timeout)
+        params = {}
+        for p in param:
+            name, eq, value = p.partition("=")
+            if not eq:
+                raise UsageError(f"--param {p!r}: use NAME=VALUE", hint="--param PCS=4")
+            try:
+                params[name.strip()] = json.loads(value)
+            except json.JSONDecodeError:
+                params[name.strip()] = value
+        rec = publish(source, out, release=release, parameters=params, timeout=timeout)
     except WorkbenchError as e:
         _fail(e)
     typer.echo(f"{len(rec.results)} key results recorded on release "

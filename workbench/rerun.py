@@ -9,6 +9,9 @@ the new record with the published one (:func:`workbench.runrecord.compare`).
 
 The kernel gets ``$WORKBENCH_RELEASE`` (the release to read) and ``$WORKBENCH_RUN_RECORD``
 (where :func:`workbench.runrecord.record` writes), and runs in the notebook's folder.
+``parameters`` override assignments of the cell tagged ``parameters`` (as papermill does:
+a cell tagged ``injected-parameters`` follows it); they are kept in the run record's
+metadata, so a rerun uses the same ones.
 
 >>> Report(published="x.ipynb", differences=[]).summary()
 'pass: x.ipynb reran and every recorded result holds'
@@ -28,6 +31,7 @@ from workbench import runrecord
 from workbench.errors import UsageError, WorkbenchError
 
 METADATA_KEY = "workbench"
+INJECTED = "injected-parameters"
 
 
 class NotebookFailed(WorkbenchError):
@@ -60,14 +64,43 @@ def clear_outputs(nb: Any) -> Any:
     return nb
 
 
-def execute(nb: Any, *, release: Path | str, cwd: Path | str, timeout: int = 1800
+def inject_parameters(nb: Any, parameters: dict[str, Any]) -> Any:
+    r"""A copy with an ``injected-parameters`` cell (``NAME = repr(value)`` lines) after the
+    cell tagged ``parameters`` (at the top when there is none); earlier injections go.
+
+    >>> import nbformat
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("PCS = 10",
+    ...     metadata={"tags": ["parameters"]}), nbformat.v4.new_code_cell("print(PCS)")])
+    >>> [c.source for c in inject_parameters(nb, {"PCS": 3}).cells]
+    ['PCS = 10', '# injected parameters\nPCS = 3', 'print(PCS)']
+    """
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if INJECTED not in c.get("metadata", {}).get("tags", [])]
+    if not parameters:
+        return nb
+    for name in parameters:
+        if not name.isidentifier():
+            raise UsageError(f"parameter {name!r} is not a Python name")
+    src = "\n".join(["# injected parameters",
+                     *[f"{k} = {v!r}" for k, v in parameters.items()]])
+    cell = nbformat.v4.new_code_cell(src, metadata={"tags": [INJECTED]})
+    at = next((i + 1 for i, c in enumerate(nb.cells)
+               if "parameters" in c.get("metadata", {}).get("tags", [])), 0)
+    nb.cells.insert(at, cell)
+    return nb
+
+
+def execute(nb: Any, *, release: Path | str, cwd: Path | str, timeout: int = 1800,
+            parameters: dict[str, Any] | None = None
             ) -> tuple[Any, runrecord.RunRecord | None, float]:
     """Run ``nb`` top to bottom in a fresh kernel; returns (executed notebook, the run
     record it wrote or None, seconds). A failing cell raises :class:`NotebookFailed`."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    nb = clear_outputs(nb)
+    nb = inject_parameters(clear_outputs(nb), parameters or {})
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
                                           "language": "python"})
     with tempfile.TemporaryDirectory(prefix="wb-run-") as tmp:
@@ -99,18 +132,20 @@ def _write_atomic(nb: Any, out: Path) -> Path:
 
 
 def publish(source: Path | str, out: Path | str, *, release: Path | str | None = None,
-            timeout: int = 1800) -> runrecord.RunRecord:
+            parameters: dict[str, Any] | None = None, timeout: int = 1800
+            ) -> runrecord.RunRecord:
     """Execute ``source`` (.py or .ipynb) and write the published ``out`` .ipynb with its
     outputs and run record; the notebook must start a record (``runrecord.start``)."""
     source, out = Path(source), Path(out)
     release = Path(release) if release is not None else runrecord.release_path()
-    nb, record, _ = execute(read_notebook(source), release=release,
+    nb, record, _ = execute(read_notebook(source), release=release, parameters=parameters,
                             cwd=source.resolve().parent, timeout=timeout)
     if record is None:
         raise UsageError(f"{source} recorded nothing to check",
                          hint="call workbench.runrecord.start(cat) and record(key, value)")
     nb.metadata[METADATA_KEY] = {**record.to_json(), "source": source.name,
-                                 "release_path": str(release.resolve())}
+                                 "release_path": str(release.resolve()),
+                                 "parameters": dict(parameters or {})}
     _write_atomic(nb, out)
     return record
 
@@ -158,12 +193,14 @@ def rerun(published: Path | str, *, release: Path | str | None = None,
         recorded = meta.get("release_path")
         release = (Path(recorded) if recorded and Path(recorded).is_dir()
                    else runrecord.release_path())
+    params = meta.get("parameters") or {}
     ran, after, seconds = execute(nb, release=release, cwd=published.resolve().parent,
-                                  timeout=timeout)
+                                  timeout=timeout, parameters=params)
     if after is None:
         after = runrecord.RunRecord()
     if out is not None:
         ran.metadata[METADATA_KEY] = {**after.to_json(), "source": meta.get("source"),
-                                      "release_path": str(Path(release).resolve())}
+                                      "release_path": str(Path(release).resolve()),
+                                      "parameters": params}
         _write_atomic(ran, Path(out))
     return Report(str(published), runrecord.compare(before, after), seconds, str(release))

@@ -99,3 +99,19 @@ def test_failing_cell_and_missing_record_are_clear_errors(small_release, tmp_pat
     with pytest.raises(UsageError, match="no run record"):
         rerun(plain)
     assert not (tmp_path / "bad.ipynb").exists()
+
+
+def test_parameters_are_injected_recorded_and_reused_by_rerun(small_release, tmp_path):
+    src = tmp_path / "p.py"
+    src.write_text('# %% tags=["parameters"]\nN = 2\n\n# %%\nfrom workbench import catalog, '
+                   'runrecord\nrunrecord.start(catalog.open(runrecord.release_path()))\n'
+                   'runrecord.record("n_squared", N * N)\n')
+    out = tmp_path / "p.ipynb"
+    res = CliRunner().invoke(app, ["run-notebook", str(src), "--out", str(out), "--release",
+                                   str(small_release), "--param", "N=5"])
+    assert res.exit_code == 0, res.output
+    meta = nbformat.read(out, as_version=4).metadata["workbench"]
+    assert meta["parameters"] == {"N": 5} and meta["results"]["n_squared"]["value"] == 25
+    assert rerun(out, release=small_release).passed      # 25 again: N=5 was reused
+    bad = CliRunner().invoke(app, ["run-notebook", str(src), "--out", str(out), "--param", "N"])
+    assert bad.exit_code == 2 and "NAME=VALUE" in bad.output
