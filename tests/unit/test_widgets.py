@@ -478,3 +478,12 @@ def test_screening_criterion_round_trip(make):
     w = make(d, runner=no_run)
     w.find("entry.criteria[0].value").min_box.value = "130"
     assert w.definition.entry.criteria[0].value == m.Range(min=130)
+
+
+def test_an_engine_error_is_shown_not_raised(make):
+    """A concept the release does not have: the engine's message appears in the widget."""
+    d = cohort("bad").entry(condition("KCD8", "ZZZ.9")).build()
+    w = make(d)
+    assert w.wait(30) and w.status == "error"
+    assert "unknown concept" in w.count_label.value and "ZZZ.9" in w.count_label.value
+    assert w.result is None and w.count_text == ""
