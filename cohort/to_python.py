@@ -148,7 +148,7 @@ def _model_expr(obj: BaseModel, code: _Code, indent: int) -> str:
         return _cohort_expr(obj, code, indent)
     if _is_criterion(obj):
         try:
-            return _req_expr(obj, code, indent) + ".criterion"
+            return _req_expr(obj, code) + ".criterion"
         except _NoBuilderForm:
             pass
     cls = type(obj)
@@ -179,7 +179,7 @@ def _is_criterion(obj: Any) -> bool:
     return isinstance(obj, BaseModel) and obj.__class__.__name__.endswith("Criterion")
 
 
-def _check(expr: str, want: Any, code: _Code, attr: str | None = None) -> str:
+def _check(expr: str, want: Any, attr: str | None = None) -> str:
     """``expr`` if evaluating it with the builder gives ``want`` exactly."""
     ns: dict[str, Any] = {"m": m, **{k: getattr(b, k) for k in b.__all__}, "Req": b.Req}
     got = eval(expr, ns)  # noqa: S307 - our own generated code
@@ -279,7 +279,7 @@ def _criterion_expr(c: Any, code: _Code) -> str:
     raise _NoBuilderForm(kind)
 
 
-def _req_expr(c: Any, code: _Code, indent: int, window: m.Window | None = None,
+def _req_expr(c: Any, code: _Code, window: m.Window | None = None,
               occurrence: m.Occurrence | None = None) -> str:
     """A ``Req`` expression for a criterion (with a window and occurrence); exact or
     _NoBuilderForm. Falls back to ``Req(m.X(...))`` only via the caller."""
@@ -295,10 +295,10 @@ def _req_expr(c: Any, code: _Code, indent: int, window: m.Window | None = None,
         expr += f".{occ.op}({occ.count})"
     if occ.distinct_dates:
         expr += ".on_distinct_dates()"
-    _check(expr, c, trial, "criterion")
+    _check(expr, c, "criterion")
     if window is not None or occurrence is not None:
         _check(expr + ".requirement()", m.Requirement(criterion=c, window=window,
-                                                      occurrence=occ), trial)
+                                                      occurrence=occ))
     code.builder |= trial.builder
     code.model = code.model or trial.model
     return expr
@@ -307,7 +307,7 @@ def _req_expr(c: Any, code: _Code, indent: int, window: m.Window | None = None,
 def _event_expr(c: Any, code: _Code, indent: int) -> str:
     """A Req for an entry or censoring event: builder form, else ``Req(m.X(...))``."""
     try:
-        return _req_expr(c, code, indent)
+        return _req_expr(c, code)
     except _NoBuilderForm:
         cls = type(c)
         args = [f"{n}={_lit(getattr(c, n), code, indent + 8)}" for n in cls.model_fields
@@ -319,7 +319,7 @@ def _item_expr(item: m.Requirement | m.Group, code: _Code, indent: int) -> str:
     if isinstance(item, m.Requirement):
         if not item.restrict_to_observation:
             raise _NoBuilderForm("outside observation")
-        return _req_expr(item.criterion, code, indent, item.window, item.occurrence)
+        return _req_expr(item.criterion, code, item.window, item.occurrence)
     if item.mode == "at_least":
         head, first = code.use("at_least"), [str(item.n)]
     elif item.n == 1:
@@ -338,7 +338,7 @@ def _rule_expr(rule: m.InclusionRule, code: _Code, indent: int) -> str:
             and g.items[0].occurrence == m.Occurrence(op="exactly", count=0)
             and g.items[0].restrict_to_observation):
         r = g.items[0]
-        plain = _req_expr(r.criterion, code, indent + 4, r.window, None)
+        plain = _req_expr(r.criterion, code, r.window, None)
         return _call(".exclude", [name, plain], indent)
     head = ".require" if g.mode == "all" else ".require_any"
     return _call(head, [name] + [_item_expr(i, code, indent + 4) for i in g.items], indent)

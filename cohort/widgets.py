@@ -52,7 +52,14 @@ from cohort import io
 from cohort import model as m
 from cohort.dataset import DOMAINS, Dataset, build_dataset
 from cohort.describe import describe
-from cohort.editors import ConceptSearch, Editor, ModelEditor, WindowEditor
+from cohort.editors import (
+    MISSING,
+    ConceptSearch,
+    ConceptSetEditor,
+    Editor,
+    ModelEditor,
+    WindowEditor,
+)
 from cohort.engine import CohortResult, run
 from cohort.errors import DefinitionError
 from cohort.privacy import SmallCellPolicy
@@ -299,7 +306,8 @@ class DatasetBuilder(W.VBox):
     (``.dataset``, a :class:`cohort.dataset.Dataset`) and the code that rebuilds them.
 
     ``cohort``: a :class:`CohortBuilder` (its definition when ``build`` is clicked), a
-    definition or a result. Counts shown (persons, rows) pass the small-cell policy.
+    definition or a result. An event domain's concept set, when it has concepts, keeps
+    only their records. Counts shown (persons, rows) pass the small-cell policy.
     """
 
     def __init__(self, cat: Catalog, cohort: CohortBuilder | m.Cohort | m.CohortSet
@@ -309,6 +317,7 @@ class DatasetBuilder(W.VBox):
         self.dataset: Dataset | None = None
         self.include: dict[str, W.Checkbox] = {}
         self.columns: dict[str, W.SelectMultiple] = {}
+        self.concepts: dict[str, ConceptSetEditor] = {}
         rows = []
         for name, dom in DOMAINS.items():
             self.include[name] = W.Checkbox(value=name == "person", description=name,
@@ -316,7 +325,11 @@ class DatasetBuilder(W.VBox):
             cols = list(dom.columns)
             self.columns[name] = W.SelectMultiple(options=cols, value=tuple(cols),
                                                   rows=min(len(cols), 5))
-            rows.append(W.HBox([self.include[name], self.columns[name]]))
+            parts = [self.include[name], self.columns[name]]
+            if dom.concept_column is not None:      # records of a concept set only
+                self.concepts[name] = ConceptSetEditor(MISSING, cat)
+                parts.append(self.concepts[name].widget)
+            rows.append(W.HBox(parts))
         self.window = WindowEditor(None)
         self.build_button = W.Button(description="build dataset", icon="table",
                                      button_style="primary")
@@ -339,7 +352,10 @@ class DatasetBuilder(W.VBox):
                 source = source.definition
             if self.window.error:
                 raise DefinitionError(self.window.error, path="window")
-            self.dataset = build_dataset(self.cat, source, self.chosen(),
+            chosen = self.chosen()
+            concepts = {d: ed.value for d, ed in self.concepts.items()
+                        if d in chosen and ed.value is not None}
+            self.dataset = build_dataset(self.cat, source, chosen, concepts=concepts,
                                          window=self.window.value)
         except (DefinitionError, WorkbenchError) as e:
             self.summary.value = f"<span style='color:#b42318'>{html.escape(str(e))}</span>"

@@ -186,6 +186,23 @@ def test_dataset_builder_widget(cat, result):
             assert_frame_equal(w.dataset[name], want[name])
         assert w.code.value == want.code
         assert f"{want.persons:,} persons" in w.summary.value
+        w.include["conditions"].value = True
+        search = w.concepts["conditions"].search
+        search.text.value = "E11"
+        search.results.value = search.rows["concept_id"][0]
+        search.add_button.click()
+        w.build_button.click()
+        want = build_dataset(cat, T2D, {"person": None, "drugs": ["person_id", "concept_code"],
+                                        "conditions": None},
+                             concepts={"conditions": w.concepts["conditions"].value},
+                             window=m.Window(start=0, end=90))
+        assert w.concepts["conditions"].value.items == [m.ConceptItem(vocabulary="KCD8",
+                                                                      code="E11")]
+        for name in ("person", "drugs", "conditions"):
+            assert_frame_equal(w.dataset[name], want[name])
+        assert set(w.dataset["conditions"]["concept_code"]) <= {"E11", "E11.2", "E11.3",
+                                                                 "E11.9"}
+        assert w.dataset["conditions"].height > 0
         w.columns["person"].value = ()
         w.build_button.click()
         assert "at least one column" in w.summary.value
