@@ -85,6 +85,13 @@ def worker_catalog(cat: Catalog) -> Catalog:
 
 
 
+def _close_tree(widget: W.Widget) -> None:
+    """Close a widget and every widget inside it (a box's close leaves its children)."""
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
+
+
 # --- the builder ------------------------------------------------------------------------
 
 class CohortBuilder(W.VBox):
@@ -157,6 +164,8 @@ class CohortBuilder(W.VBox):
                                   hint="build each cohort of the set on its own")
         start = definition if definition is not None else {
             "name": "new cohort", "entry": {"criteria": []}}
+        if getattr(self, "editor", None) is not None:
+            _close_tree(self.editor.widget)
         self.editor = ModelEditor(m.Cohort, start, self.cat)
         self.editor.on_change(self._edited)
         self.editor_box.children = [self.editor.widget]
@@ -296,6 +305,8 @@ class CohortBuilder(W.VBox):
             if self._cursor is not None:
                 self._cursor.interrupt()
         self._executor.shutdown(wait=True)
+        for child in self.children:
+            _close_tree(child)
         super().close()
 
 

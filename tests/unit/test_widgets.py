@@ -279,7 +279,7 @@ def test_widget_from_example_gives_it_back(make, path):
     assert w.definition == d
 
 
-@settings(max_examples=15, deadline=None,
+@settings(max_examples=10, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(d=definitions.filter(lambda d: isinstance(d, m.Cohort)))
 def test_widget_from_random_definition_gives_it_back(cat, d):
@@ -293,7 +293,7 @@ def test_widget_from_random_definition_gives_it_back(cat, d):
         w.close()
 
 
-@settings(max_examples=15, deadline=None,
+@settings(max_examples=6, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(d=with_genotypes())
 def test_widget_from_genotype_definition_gives_it_back(cat, d):
