@@ -487,3 +487,44 @@ def test_an_engine_error_is_shown_not_raised(make):
     assert w.wait(30) and w.status == "error"
     assert "unknown concept" in w.count_label.value and "ZZZ.9" in w.count_label.value
     assert w.result is None and w.count_text == ""
+
+
+def test_genotype_criteria_count_on_the_worker_cursor(small_release, tmp_path, monkeypatch):
+    """The carrier table is a temporary view, which a cursor does not see: the builder's
+    worker opens it again, so genotype criteria count in the widget as in the engine."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))   # private carrier table
+    first = catalog.open(small_release)
+    samples = first.sql("select sample_id from sample_link order by sample_id").pl()
+    first.close()
+    path = catalog.carrier_table_path(catalog.load_manifest(small_release))
+    path.parent.mkdir(parents=True)
+    n = samples.height // 2
+    pq.write_table(pa.table({
+        "sample_id": samples["sample_id"][:n].to_list(), "contig": ["chr1"] * n,
+        "position": pa.array([1000] * n, pa.int32()), "ref": ["A"] * n, "alt": ["G"] * n,
+        "n_alt": pa.array([1 + (k % 2) for k in range(n)], pa.int8())},
+        schema=catalog.CARRIER_SCHEMA), path)
+    cat = catalog.open(small_release)
+    try:
+        assert cat.derived == [catalog.CARRIER_TABLE]
+        from cohort.builder import carriers, observation_period
+        d = (cohort("carriers").entry(observation_period().first())
+             .require("carries chr1:1000:A:G", carriers("chr1:1000:A:G")).build())
+        w = CohortBuilder(cat, d, debounce=0)
+        try:
+            assert w.wait(60) and w.status == "done", w.count_label.value
+            want = run(d, cat)
+            assert w.result.step_persons == want.step_persons
+            assert 20 <= want.step_persons[-1] < want.step_persons[0]
+            w.find("inclusion_rules[0].group.items[0].criterion.zygosity").widget.value = (
+                "homozygous_alt")
+            assert w.wait(60) and w.status == "done"
+            assert w.result.step_persons == run(w.definition, cat).step_persons
+            assert w.result.step_persons[-1] < want.step_persons[-1]
+        finally:
+            w.close()
+    finally:
+        cat.close()
