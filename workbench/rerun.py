@@ -127,6 +127,7 @@ def _write_atomic(nb: Any, out: Path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         nbformat.write(nb, f)
+    runrecord.readable(tmp)
     os.replace(tmp, out)
     return out
 

@@ -66,6 +66,13 @@ MAX_TABLE_ROWS = 200
 Kind = Literal["release", "environment", "definition", "result"]
 
 
+def readable(path: Path | str) -> None:
+    """Give a temp file (mkstemp: 0600) the mode a new file would get (umask applied)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def release_path(default: str = "releases/default") -> Path:
     """The release a notebook reads: ``$WORKBENCH_RELEASE``, else ``default`` under the
     working directory or one of its parents (a notebook opened from ``notebooks/`` finds
@@ -178,6 +185,7 @@ class RunRecord:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(self.to_json(), f, indent=2, sort_keys=True, default=str)
             f.write("\n")
+        readable(tmp)
         os.replace(tmp, path)
         return path
 
