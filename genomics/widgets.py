@@ -33,6 +33,7 @@ The logic lives in pure functions that need neither Hail nor a front end:
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import html
 import threading
@@ -195,6 +196,7 @@ class GwasWidget(W.VBox):
         self.study: Any = None
         self.error: BaseException | None = None
         self.locus: pl.DataFrame | None = None
+        self.interrupted = False     # cancelled inside a step (a Spark job or query stopped)
         self._runner = runner
         self._cancel = threading.Event()
         self._finished = threading.Event()
@@ -297,16 +299,17 @@ class GwasWidget(W.VBox):
         except WorkbenchError as e:
             self._fail(e)
             return
-        self._cancel.clear()
-        self._finished.clear()
+        self._cancel = threading.Event()      # fresh per run: an old run's helpers keep theirs
+        self._finished = threading.Event()
+        self.interrupted = False
         self.study = None
         self.locus = None
         self.results_box.children = []
         self._set_state("running", "starting")
         self.progress.value = 0
         self.progress.bar_style = "info"
-        self._thread = threading.Thread(target=self._work, args=(kwargs,), daemon=True,
-                                        name="gwas-run")
+        self._thread = threading.Thread(target=self._work, args=(kwargs, self._finished),
+                                        daemon=True, name="gwas-run")
         self._thread.start()
 
     def cancel(self) -> None:
@@ -322,17 +325,31 @@ class GwasWidget(W.VBox):
         from genomics.session import current
 
         if current() is not None:       # Hail (and Spark) run in this process
-            import hail as hl
+            threading.Thread(target=self._cancel_spark_jobs, args=(self._finished,),
+                             daemon=True, name="gwas-cancel").start()
 
-            hl.spark_context().cancelAllJobs()
+    def _cancel_spark_jobs(self, finished: threading.Event) -> None:
+        """Cancel Spark's jobs until the run ends: a step runs several jobs, and one that
+        starts just after a cancel would otherwise run to the end of the step."""
+        import hail as hl
+
+        sc = hl.spark_context()
+        while True:
+            sc.cancelAllJobs()
+            if finished.wait(0.5):
+                return
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the run ends; False if it is still running after ``timeout`` s."""
         return self._finished.wait(timeout)
 
-    def _work(self, kwargs: dict[str, Any]) -> None:
+    def _work(self, kwargs: dict[str, Any], finished: threading.Event) -> None:
         from cohort.widgets import worker_catalog
 
+        # Hail makes an event loop for a thread that has none and never closes it; give it
+        # this one, closed when the run ends
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
             with self._lock:
                 self._worker_cat = worker_catalog(self.cat)
@@ -343,6 +360,7 @@ class GwasWidget(W.VBox):
                            warn=self._warn, **kwargs)
         except BaseException as e:       # shown in the widget, never raised
             if self._cancel.is_set() or isinstance(e, GwasCancelled):
+                self.interrupted = not isinstance(e, GwasCancelled)
                 self._set_state("cancelled", "cancelled")
                 self.progress.bar_style = "warning"
             else:
@@ -362,7 +380,9 @@ class GwasWidget(W.VBox):
                 if self._worker_cat is not None:
                     self._worker_cat.connection.close()
                     self._worker_cat = None
-            self._finished.set()
+            asyncio.set_event_loop(None)
+            loop.close()
+            finished.set()
 
     def _progress(self, msg: str) -> None:
         if self._cancel.is_set():
