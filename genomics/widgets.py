@@ -314,7 +314,9 @@ class GwasWidget(W.VBox):
 
     def cancel(self) -> None:
         """Stop the run (what the Cancel button does): no further step starts, and the
-        running Spark jobs and DuckDB query are interrupted."""
+        running DuckDB query and Spark jobs are interrupted -- every Spark job of this
+        process until the run has stopped, so other Hail work in the same kernel at that
+        moment is cancelled too."""
         if self.state != "running":
             return
         self._cancel.set()
