@@ -56,7 +56,7 @@ print(f"{result.count} persons")
 # %%
 attrition = result.attrition
 runrecord.record("attrition", attrition.select("rule", "persons_shown", "lost_shown"))
-runrecord.record("persons", result.members["subject_id"].n_unique())
+runrecord.record_count("persons", result.members["subject_id"].n_unique())
 attrition.select("rule", "persons_shown", "lost_shown")
 
 # %% [markdown]

@@ -109,8 +109,8 @@ data = con.sql(f"""
     order by m.subject_id""").pl()
 con.close()
 n_cases = int(data["hypertension"].sum())
-runrecord.record("persons", data.height)
-runrecord.record("cases", str(policy.count(n_cases)))
+runrecord.record_count("persons", data.height)
+runrecord.record_count("cases", n_cases)
 runrecord.record("mean_steps", float(data["mean_steps"].mean()), tolerance=1e-6)
 print(f"{policy.format(policy.count(data.height))} persons, "
       f"{policy.format(policy.count(n_cases))} with hypertension within {FOLLOW_UP_DAYS} days")
@@ -178,7 +178,7 @@ beta, se = logistic(X, y)
 fit = pl.DataFrame({"term": names, "odds_ratio": np.exp(beta),
                     "ci_low": np.exp(beta - 1.96 * se), "ci_high": np.exp(beta + 1.96 * se),
                     "z": beta / se})[1:]
-runrecord.record("model_persons", complete.height)
+runrecord.record_count("model_persons", complete.height)
 runrecord.record("odds_ratio_per_1000_steps", float(np.exp(beta[1])), tolerance=1e-6)
 runrecord.record("logistic_fit", fit.with_columns(pl.col(pl.Float64).round(6)),
                  tolerance=1e-5)

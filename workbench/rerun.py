@@ -170,9 +170,12 @@ class Report:
         first = self.differences[0]
         return f"fail: {first.kind} {first.key}: {first.detail}"
 
-    def lines(self) -> list[str]:
-        out = [self.summary()]
-        out += [f"  {d}" for d in self.differences[1:]]
+    def lines(self, limit: int = 12) -> list[str]:
+        """The summary, then the other differences (at most ``limit``, then a count)."""
+        rest = self.differences[1:]
+        out = [self.summary(), *[f"  {d}" for d in rest[:limit]]]
+        if len(rest) > limit:
+            out.append(f"  ... and {len(rest) - limit} more differences")
         return out
 
 

@@ -228,6 +228,21 @@ def record(key: str, value: Any, *, tolerance: float | None = None) -> Any:
     return current().record(key, value, tolerance=tolerance)
 
 
+def record_count(key: str, n: int, *, policy: Any = None) -> int | str:
+    """Record a count of persons as it may leave: through the small-cell policy (a
+    suppressed count is recorded as its text, ``"< 20"``); returns what was recorded.
+
+    >>> _ = start(manifest={"release_id": "r1"})
+    >>> record_count("cases", 7), record_count("persons", 450)
+    ('< 20', 450)
+    """
+    from cohort.privacy import SmallCellPolicy
+
+    policy = policy or SmallCellPolicy()
+    cell = policy.count(int(n))
+    return record(key, cell if isinstance(cell, int) else policy.format(cell))
+
+
 def _encode(key: str, value: Any) -> dict[str, Any]:
     if hasattr(value, "to_dicts") and hasattr(value, "columns"):       # a Polars frame
         if value.height > MAX_TABLE_ROWS:
