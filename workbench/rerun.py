@@ -111,13 +111,37 @@ def execute(nb: Any, *, release: Path | str, cwd: Path | str, timeout: int = 180
                                 resources={"metadata": {"path": str(cwd)}})
         t0 = time.monotonic()
         try:
-            client.execute(env=env)
+            _run_in_own_loop(client, env)
         except CellExecutionError as e:
             raise NotebookFailed(f"a cell failed: {e.ename}: {e.evalue}",
                                  hint="run the notebook in JupyterLab to see the cell") from e
         seconds = time.monotonic() - t0
         record = runrecord.read(rec_path) if rec_path.is_file() else None
     return nb, record, seconds
+
+
+def _run_in_own_loop(client: Any, env: dict[str, str]) -> None:
+    """Execute on a worker thread with an event loop of its own, closed afterwards.
+
+    ``client.execute`` would install a new event loop as the calling thread's current one
+    (jupyter_core's ``run_sync``), orphaning one that Hail made there, which is then
+    collected unclosed (a ResourceWarning).
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(client.async_execute(env=env))
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            asyncio.set_event_loop(None)
+            loop.close()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="nbclient") as pool:
+        pool.submit(work).result()
 
 
 def _write_atomic(nb: Any, out: Path) -> Path:
