@@ -218,20 +218,22 @@ def _range_args(r: m.Range | None) -> list[str]:
     return [] if r is None else [_lit(r.min, _Code(), 0), _lit(r.max, _Code(), 0)]
 
 
+def _bound_args(r: m.Range | None, low: str, high: str) -> list[str]:
+    """``low=..``/``high=..`` keywords for the bounds a range has (none for no range)."""
+    if r is None:
+        return []
+    if r.min is None and r.max is None:
+        raise _NoBuilderForm("open range")
+    return [f"{name}={_num(v)}" for name, v in ((low, r.min), (high, r.max)) if v is not None]
+
+
 def _criterion_expr(c: Any, code: _Code) -> str:
     """The builder call for one criterion (a ``Req``), exactness checked by the caller."""
     kind = c.kind
     if kind in ("condition", "drug", "procedure"):
         return f"{code.use(kind)}({', '.join(_concept_args(c.concepts))})"
     if kind == "measurement":
-        args = _concept_args(c.concepts)
-        if c.value is not None:
-            if c.value.min is None and c.value.max is None:
-                raise _NoBuilderForm("open range")
-            if c.value.min is not None:
-                args.append(f"min={_num(c.value.min)}")
-            if c.value.max is not None:
-                args.append(f"max={_num(c.value.max)}")
+        args = [*_concept_args(c.concepts), *_bound_args(c.value, "min", "max")]
         if c.unit is not None:
             args.append(f"unit={_str(c.unit)}")
         return f"{code.use('measurement')}({', '.join(args)})"
@@ -248,13 +250,7 @@ def _criterion_expr(c: Any, code: _Code) -> str:
         args = [_str(c.metric), _str(c.aggregate), *_range_args(c.value)]
         if c.min_days != 1:
             args.append(f"min_days={c.min_days}")
-        if c.day_range is not None:
-            if c.day_range.min is None and c.day_range.max is None:
-                raise _NoBuilderForm("open day range")
-            if c.day_range.min is not None:
-                args.append(f"day_min={_num(c.day_range.min)}")
-            if c.day_range.max is not None:
-                args.append(f"day_max={_num(c.day_range.max)}")
+        args += _bound_args(c.day_range, "day_min", "day_max")
         return f"{code.use('lifelog')}({', '.join(args)})"
     if kind == "region_indicator":
         args = [_str(c.indicator), *_range_args(c.value)]
