@@ -36,7 +36,6 @@ True
 
 from __future__ import annotations
 
-import dataclasses
 import html
 import re
 import threading
@@ -64,26 +63,10 @@ from cohort.engine import CohortResult, run
 from cohort.errors import DefinitionError
 from cohort.privacy import SmallCellPolicy
 from cohort.to_python import to_python
-from workbench import catalog as _catalog
 from workbench.catalog import Catalog
 from workbench.errors import WorkbenchError
 
-__all__ = ["CohortBuilder", "ConceptSearch", "DatasetBuilder", "worker_catalog"]
-
-def worker_catalog(cat: Catalog) -> Catalog:
-    """The catalog on a private cursor of its connection, for use on another thread.
-
-    A DuckDB connection must not run two queries at once; a cursor is a connection of
-    its own to the same database. Temporary views (the carrier table) are per
-    connection, so they are opened on the cursor again. Close its ``connection`` after.
-    """
-    cur = cat.connection.cursor()
-    derived = (_catalog._carrier_view(cur, _catalog.carrier_table_path(cat.manifest))
-               if cat.derived else [])
-    return dataclasses.replace(cat, connection=cur, derived=derived)
-
-
-
+__all__ = ["CohortBuilder", "ConceptSearch", "DatasetBuilder"]
 
 def _close_tree(widget: W.Widget) -> None:
     """Close a widget and every widget inside it (a box's close leaves its children)."""
@@ -239,7 +222,7 @@ class CohortBuilder(W.VBox):
         wcat = None
         try:
             with self._lock:
-                wcat = worker_catalog(self.cat)
+                wcat = self.cat.cursor()
                 self._cursor = wcat.connection
             result, error = self.runner(d, wcat, policy=self.policy), None
         except duckdb.InterruptException:

@@ -346,15 +346,13 @@ class GwasWidget(W.VBox):
         return self._finished.wait(timeout)
 
     def _work(self, kwargs: dict[str, Any], finished: threading.Event) -> None:
-        from cohort.widgets import worker_catalog
-
         # Hail makes an event loop for a thread that has none and never closes it; give it
         # this one, closed when the run ends
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
             with self._lock:
-                self._worker_cat = worker_catalog(self.cat)
+                self._worker_cat = self.cat.cursor()
             runner = self._runner
             if runner is None:
                 from genomics.study import run_gwas as runner

@@ -24,7 +24,7 @@ import json
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,6 +89,19 @@ class Catalog:
             raise ReleaseError(f"release {self.path} has no file {rel!r}",
                                hint="this release was built without genotypes")
         return self.path / rel
+
+    def cursor(self) -> Catalog:
+        """The catalog on a private cursor of its connection, for use on another thread.
+
+        A DuckDB connection must not run two queries at once; a cursor is a connection of
+        its own to the same database. Temporary views (the carrier table) are per
+        connection, so they are opened on the cursor again. Close the returned catalog
+        after use (the original stays open).
+        """
+        cur = self.connection.cursor()
+        derived = (_carrier_view(cur, carrier_table_path(self.manifest))
+                   if self.derived else [])
+        return replace(self, connection=cur, derived=derived)
 
     def close(self) -> None:
         self.connection.close()
