@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,17 +165,8 @@ def table1(result: CohortResult, cat: Catalog, *, top: int = 10,
     """
     if top < 0:
         raise UsageError(f"table1: top must be 0 or more, got {top}")
-    if result.release_id != cat.release_id:
-        raise UsageError(f"table1: the cohort was run on release {result.release_id}, "
-                         f"the catalog is release {cat.release_id}",
-                         hint="characterise a cohort with the catalog it was run on")
     policy = policy or result.policy
-    members = result.members.select(pl.col("subject_id").cast(pl.Int64),
-                                     pl.col("cohort_start_date").cast(pl.Date)).to_arrow()
-    cur = cat.connection.cursor()
-    try:
-        cur.register(_MEMBERS, members)
-        q = _Query(cur, cat)
+    with members_query(result, cat, who="table1") as q:
         total = int(q.one(f"with {q.idx} select count(*) from idx")[0])
         rows: list[Row] = [_count_row(policy, "cohort", "persons", "",
                                       policy.count(total), None)]
@@ -183,8 +175,6 @@ def table1(result: CohortResult, cat: Catalog, *, top: int = 10,
             rows += _grouped(q, policy, total, section, top, codes)
         rows += _screening(q, policy, total)
         rows += _lifelog(q, policy, total)
-    finally:
-        cur.close()
     frame = pl.DataFrame(rows, schema=SCHEMA, orient="row")
     name = getattr(result.definition, "name", "cohort")
     return Table1(frame, name, cat.release_id, policy)
@@ -239,6 +229,25 @@ def compare(a: CohortResult, b: CohortResult, cat: Catalog, *, top: int = 10,
 
 
 # --- queries ------------------------------------------------------------------------------
+
+@contextmanager
+def members_query(result: CohortResult, cat: Catalog, *, who: str) -> Iterator[_Query]:
+    """A ``_Query`` on a private cursor of ``cat`` holding the result's members (its
+    ``idx`` CTE: one row per person with the first index date, withdrawn persons left
+    out); ``who`` names the caller in the error for a result of another release."""
+    if result.release_id != cat.release_id:
+        raise UsageError(f"{who}: the cohort was run on release {result.release_id}, "
+                         f"the catalog is release {cat.release_id}",
+                         hint="characterise a cohort with the catalog it was run on")
+    cur = cat.connection.cursor()
+    try:
+        cur.register(_MEMBERS, result.members.select(
+            pl.col("subject_id").cast(pl.Int64), pl.col("cohort_start_date").cast(pl.Date))
+            .to_arrow())
+        yield _Query(cur, cat)
+    finally:
+        cur.close()
+
 
 class _Query:
     """Runs SQL on the cursor holding the registered members; knows the release's tables."""

@@ -42,7 +42,7 @@ import plotly.graph_objects as go
 import polars as pl
 
 from cohort import model as m
-from cohort.characterize import compare, table1
+from cohort.characterize import compare, members_query, table1
 from cohort.engine import CohortResult, run
 from cohort.privacy import SmallCellPolicy, Suppressed
 from workbench.catalog import Catalog
@@ -60,27 +60,13 @@ LIFELOG_BINS: dict[str, tuple[float, float, float]] = {
     "steps": (2000, 14000, 1000), "sleep_minutes": (300, 540, 30),
     "resting_hr": (50, 90, 5), "active_minutes": (10, 120, 10),
 }
-_MEMBERS = "_charview_members"
-_IDX = (f"idx as (select subject_id as person_id, min(cohort_start_date) as index_date "
-        f"from {_MEMBERS} m where not exists (select 1 from consent w where w.person_id = "
-        f"m.subject_id and w.withdrawal_date is not null) group by subject_id)")
 _SEX = {8507: "male", 8532: "female"}
 
 
 def _frame(result: CohortResult, cat: Catalog, sql: str, params: Any = None) -> pl.DataFrame:
     """Run ``with idx ... sql`` on a private cursor holding the result's members."""
-    if result.release_id != cat.release_id:
-        raise UsageError(f"the cohort was run on release {result.release_id}, the catalog "
-                         f"is release {cat.release_id}",
-                         hint="characterise a cohort with the catalog it was run on")
-    cur = cat.connection.cursor()
-    try:
-        cur.register(_MEMBERS, result.members.select(
-            pl.col("subject_id").cast(pl.Int64), pl.col("cohort_start_date").cast(pl.Date))
-            .to_arrow())
-        return cur.sql(f"with {_IDX} {sql}", params=params).pl()
-    finally:
-        cur.close()
+    with members_query(result, cat, who="charview") as q:
+        return q.frame(f"with {q.idx} {sql}", params)
 
 
 def _cells(policy: SmallCellPolicy, counts: list[int]) -> tuple[list[int | None], list[str]]:
