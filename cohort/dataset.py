@@ -43,6 +43,7 @@ from pathlib import Path
 import polars as pl
 
 from cohort import model as m
+from cohort.characterize import members_query
 from cohort.concepts import resolve
 from cohort.engine import CohortResult, run
 from cohort.to_python import expression
@@ -117,7 +118,6 @@ DOMAINS: dict[str, Domain] = {
         ("person_id",), needs=("sample_link", "consent")),
 }
 
-_MEMBERS = "_dataset_members"
 
 
 @dataclass
@@ -166,19 +166,11 @@ def build_dataset(cat: Catalog, cohort: CohortResult | m.Cohort | m.CohortSet,
                              hint="concept sets apply to conditions, drugs, measurements, "
                                   "procedures")
     chosen = {d: _columns(d, cols) for d, cols in domains.items()}
-    members = result.members.select(pl.col("subject_id").cast(pl.Int64),
-                                    pl.col("cohort_start_date").cast(pl.Date)).to_arrow()
     frames: dict[str, pl.DataFrame] = {}
     notes = []
-    cur = cat.connection.cursor()
-    try:
-        cur.register(_MEMBERS, members)
-        withdrawn = ("where not exists (select 1 from consent w where w.person_id = "
-                     "m.subject_id and w.withdrawal_date is not null)"
-                     if cat.has("consent") else "")
-        idx = (f"idx as (select subject_id as person_id, min(cohort_start_date) as "
-               f"index_date from {_MEMBERS} m {withdrawn} group by subject_id)")
-        persons = int(cur.sql(f"with {idx} select count(*) from idx").fetchall()[0][0])
+    with members_query(result, cat, who="dataset") as q:
+        idx = q.idx
+        persons = int(q.one(f"with {idx} select count(*) from idx")[0])
         for name, cols in chosen.items():
             dom = DOMAINS[name]
             if not all(cat.has(t) for t in (dom.table, *dom.needs)):
@@ -201,9 +193,7 @@ def build_dataset(cat: Catalog, cohort: CohortResult | m.Cohort | m.CohortSet,
             sql = (f"with {idx} select {select} from idx join {dom.table} t "
                    f"on t.person_id = idx.person_id {dom.joins} "
                    f"{'where ' + ' and '.join(where) if where else ''} order by {order}")
-            frames[name] = cur.sql(sql, params=params or None).pl()
-    finally:
-        cur.close()
+            frames[name] = q.frame(sql, params or None)
     code = dataset_code(result.definition, cat.path, chosen, concepts=concepts, window=window)
     return Dataset(frames, code, persons, notes)
 
