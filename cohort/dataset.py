@@ -119,7 +119,6 @@ DOMAINS: dict[str, Domain] = {
 }
 
 
-
 @dataclass
 class Dataset:
     """Frames by domain and the code that rebuilds them (``exec`` gives ``dataset``)."""

@@ -27,6 +27,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from cohort.compile import col
+from cohort.compile import consented as consented_to
 from cohort.privacy import SmallCellPolicy
 from workbench.catalog import Catalog
 from workbench.errors import UsageError
@@ -99,9 +100,8 @@ def consented_samples(cat: Catalog, persons: pl.DataFrame) -> tuple[pl.DataFrame
                             .to_arrow())
     try:
         q = exp.select(col("person_id", "m"), col("index_date", "m"), col("sample_id", "l"),
-                       exp.Coalesce(this=col("genomic", "c"), expressions=[exp.false()])
-                       .and_(exp.Is(this=col("withdrawal_date", "c"), expression=exp.Null()))
-                       .as_("consented")).from_(exp.to_table("wb_link_persons").as_("m")).join(
+                       consented_to("genomic", "c").as_("consented")).from_(
+            exp.to_table("wb_link_persons").as_("m")).join(
             exp.to_table("consent").as_("c"), on=exp.EQ(this=col("person_id", "c"),
                                                         expression=col("person_id", "m")),
             join_type="left").join(
