@@ -74,7 +74,7 @@ def run_flagship(cat: Catalog, out: Path | str, *, pcs: int = 10,
                  progress: Callable[[str], None] | None = None) -> Flagship:
     """Run both studies into ``out/<name>/``, write ``out/flagship.json`` and
     ``out/flagship.html``."""
-    from genomics.study import run_gwas
+    from genomics.study import json_cell, run_gwas
 
     say = progress or (lambda _msg: None)
     policy = SmallCellPolicy()
@@ -93,9 +93,8 @@ def run_flagship(cat: Catalog, out: Path | str, *, pcs: int = 10,
                          progress=lambda msg, n=s.name: say(f"[{n}] {msg}"))
         studies[s.name] = study
         res = study.result
-        samples = policy.count(res.n_samples)
         entry = {"name": s.name, "title": s.title, "model": res.model,
-                 "samples_analysed": samples if isinstance(samples, int) else str(samples),
+                 "samples_analysed": json_cell(policy, res.n_samples),
                  "variants": res.results.height,
                  "lambda_gc": round(res.lambda_gc, 4),
                  "hits": res.top_hits(1_000_000).height,

@@ -214,7 +214,7 @@ def _write(study: Study, policy: SmallCellPolicy) -> None:
         top = res.top_hits(20)
         qc: dict[str, Any] = {"trait": res.trait, "model": res.model,
                               "covariates": res.covariates,
-                              "samples_analysed": _cell(policy, res.n_samples)}
+                              "samples_analysed": json_cell(policy, res.n_samples)}
         if study.linked is not None:
             qc["link"] = study.linked.report.to_dicts()
         if study.phenotypes is not None:
@@ -246,7 +246,8 @@ def _count(policy: SmallCellPolicy, n: int) -> str:
     return policy.format(policy.count(n))
 
 
-def _cell(policy: SmallCellPolicy, n: int) -> int | str:
+def json_cell(policy: SmallCellPolicy, n: int) -> int | str:
+    """A count as it goes into JSON: the number, or its suppressed form ('< 20')."""
     c = policy.count(n)
     return c if isinstance(c, int) else str(c)
 
@@ -258,7 +259,7 @@ def _suppressed_steps(qc: dict[str, Any], policy: SmallCellPolicy) -> dict[str, 
         s = dict(s)
         for k in ("samples", "samples_removed"):
             if k in s:
-                s[k] = _cell(policy, int(s[k]))
+                s[k] = json_cell(policy, int(s[k]))
         steps.append(s)
     return {**qc, "steps": steps}
 
