@@ -61,6 +61,16 @@ if ! command -v plink2 >/dev/null 2>&1; then
   fi
 fi
 
+# --- chromium (tests/browser: JupyterLab driven by Playwright; no browser download) --
+if [ ! -x /usr/bin/chromium ]; then
+  if can_apt; then
+    say "chromium not found; installing Debian's chromium (the JupyterLab browser tests)"
+    apt_install chromium
+  else
+    say "note: /usr/bin/chromium not found; the browser tests (tests/browser) will be skipped. As root: apt-get install -y chromium"
+  fi
+fi
+
 # --- virtualenv from the lock ---------------------------------------------
 want=$(sha256sum "$LOCK" pyproject.toml | sha256sum | cut -c1-16)
 stamp="$VENV/.bootstrap-stamp"
