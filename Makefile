@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: env demo test lint lab doctor bench-synth lock clean
+.PHONY: env demo test lint lab doctor bench-synth bench-widgets lock clean
 
 env:
 	@bash env/bootstrap.sh
@@ -26,6 +26,10 @@ doctor: env
 
 bench-synth: env
 	$(BIN)/python benchmarks/synth_build.py
+
+# Cohort builder edit -> count at 100k persons; RELEASE=DIR reuses a built release.
+bench-widgets: env
+	$(BIN)/python benchmarks/widgets.py $(if $(RELEASE),--release $(RELEASE))
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: env

@@ -77,6 +77,11 @@ class CohortResult:
             "cohort_end_date").to_arrow()
 
 
+def clear_cache() -> None:
+    """Forget every cached result (as after a restart; for benchmarks and tests)."""
+    _RESULTS.clear()
+
+
 def compile_for(definition: m.Cohort | m.CohortSet, cat: Catalog,
                 dialect: str = "duckdb") -> Compiled:
     """Compile against a release: its tables and its vocabulary (concepts resolved)."""
