@@ -14,8 +14,6 @@ entry.criteria
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from cohort.errors import DefinitionError
 from cohort.model import Cohort, CohortSet, Definition
+from workbench.atomic import write_text
 
 _ADAPTER: TypeAdapter[Cohort | CohortSet] = TypeAdapter(Definition)
 
@@ -96,10 +95,5 @@ def dumps(definition: Cohort | CohortSet) -> str:
 
 
 def save(definition: Cohort | CohortSet, path: Path | str) -> Path:
-    """Write JSON atomically."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent or ".", prefix=p.name + ".")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(dumps(definition))
-    os.replace(tmp, p)
-    return p
+    """Write JSON atomically (a temp file beside ``path``, flushed, then renamed)."""
+    return write_text(path, dumps(definition))

@@ -206,9 +206,10 @@ def cohort_members(
             res = run(d, cat)
     except WorkbenchError as e:
         _fail(e)
-    tmp = out.with_name(out.name + ".tmp")
-    res.members.write_parquet(tmp)
-    tmp.replace(out)
+    from workbench.atomic import writing
+
+    with writing(out) as tmp:   # a killed run leaves the previous file, never half of one
+        res.members.write_parquet(tmp)
     typer.echo(f"{res.members.height:,} rows written to {out}")
 
 
@@ -254,7 +255,9 @@ def cohort_export_atlas(
             data = to_atlas(d)
     except WorkbenchError as e:
         _fail(e)
-    out.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    from workbench.atomic import write_text
+
+    write_text(out, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     typer.echo(f"written {out}")
 
 

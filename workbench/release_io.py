@@ -19,6 +19,7 @@ workbench's own.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import workbench
+from workbench.atomic import recover_dir, replace_dir
 from workbench.errors import UsageError
 from workbench.manifest import content_id, created_timestamp, sha256_file, write_manifest
 from workbench.schema import CLUSTER_BY, SCHEMA_VERSION, TABLES, table_file
@@ -103,6 +105,8 @@ def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str
                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Write ``tables`` as a release at ``out`` and return its manifest."""
     out = Path(out)
+    if out.parent.is_dir():
+        recover_dir(out)   # after a writer killed with SIGKILL (see workbench.atomic)
     if out.exists() and any(out.iterdir()) and not force:
         raise UsageError(f"{out} exists and is not empty; pass force=True to replace it")
     data = dict(tables)
@@ -112,7 +116,7 @@ def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str
         for name, table in vocabulary_tables().items():
             data.setdefault(name, table)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.writing-{os.getpid()}-", dir=out.parent))
     try:
         entries = {}
         for name, rows in data.items():
@@ -130,9 +134,7 @@ def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str
         }
         manifest["release_id"] = f"{kind}-{content_id(manifest)}"
         write_manifest(tmp, manifest)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        replace_dir(tmp, out)   # never a moment without a whole release at ``out``
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

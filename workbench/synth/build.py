@@ -28,6 +28,7 @@ from scipy.stats import ncx2
 from tqdm import tqdm
 
 import workbench
+from workbench.atomic import recover_dir, replace_dir
 from workbench.errors import UsageError
 from workbench.manifest import content_id, created_timestamp, sha256_file, write_manifest
 from workbench.release_io import cluster_file
@@ -145,52 +146,20 @@ def build_release(out: Path | str, *, persons: int = DEFAULTS["persons"],
                   progress: bool = True) -> dict[str, Any]:
     """Build a release into ``out`` and return its manifest (see module docstring)."""
     out = Path(out)
+    if out.parent.is_dir():
+        # a build killed with SIGKILL cannot clean up after itself: the next one puts a
+        # release it had moved aside back in place and deletes its temp directories
+        recover_dir(out)
     validate_arguments(out, persons, genotyped, variants, seed, force)
     out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_dead_builds(out)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=out.parent))
     try:
         manifest = _build(tmp, persons, genotyped, variants, seed, progress)
-        _swap_into_place(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
-
-
-def _remove_dead_builds(out: Path) -> None:
-    """Delete temp dirs of earlier builds of ``out`` whose process no longer runs
-    (a build killed with SIGKILL cannot clean up after itself)."""
-    for stale in out.parent.glob(f".{out.name}.building-*"):
-        pid = stale.name.removeprefix(f".{out.name}.building-").split("-")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename the new build to ``out``; a previous release is restored if that fails."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        out.rename(old)
-    try:
-        tmp.rename(out)
-    except BaseException:
-        if old is not None and not out.exists():
-            old.rename(out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _build(root: Path, n: int, m: int, v: int, seed: int, progress: bool) -> dict[str, Any]:
