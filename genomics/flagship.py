@@ -74,7 +74,7 @@ def run_flagship(cat: Catalog, out: Path | str, *, pcs: int = 10,
                  progress: Callable[[str], None] | None = None) -> Flagship:
     """Run both studies into ``out/<name>/``, write ``out/flagship.json`` and
     ``out/flagship.html``."""
-    from genomics.study import json_cell, run_gwas
+    from genomics.study import TraitSpec, json_cell, run_gwas_traits
 
     say = progress or (lambda _msg: None)
     policy = SmallCellPolicy()
@@ -84,13 +84,14 @@ def run_flagship(cat: Catalog, out: Path | str, *, pcs: int = 10,
     summary: dict[str, Any] = {"release": cat.release_id, "cohort": definition.name,
                                "definition_hash": definition.content_hash(),
                                "covariates": COVARIATES, "pcs": pcs, "studies": []}
+    # one link, QC and PCA for both traits: they depend only on the cohort's samples
+    say("; ".join(s.title for s in STUDIES))
+    specs = [TraitSpec(s.trait, out / s.name, _example(s.cases) if s.cases else None)
+             for s in STUDIES]
+    done = run_gwas_traits(definition, cat, specs, covariates=COVARIATES, pcs=pcs,
+                           policy=policy, progress=say)
     studies: dict[str, Study] = {}
-    for s in STUDIES:
-        say(f"[{s.name}] {s.title}")
-        cases = _example(s.cases) if s.cases else None
-        study = run_gwas(definition, cat, trait=s.trait, covariates=COVARIATES, pcs=pcs,
-                         out=out / s.name, cases=cases, policy=policy,
-                         progress=lambda msg, n=s.name: say(f"[{n}] {msg}"))
+    for s, study in zip(STUDIES, done, strict=True):
         studies[s.name] = study
         res = study.result
         entry = {"name": s.name, "title": s.title, "model": res.model,

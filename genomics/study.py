@@ -68,6 +68,16 @@ class Study:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class TraitSpec:
+    """One GWAS of a shared run (:func:`run_gwas_traits`): a phenotype name (linear), or a
+    case cohort (logistic; ``trait`` then only names it), written into ``out``."""
+
+    trait: str
+    out: Path | str
+    cases: m.Cohort | m.CohortSet | None = None
+
+
 def run_gwas(definition: m.Cohort | m.CohortSet, cat: Catalog, *, trait: str,
              covariates: list[str], pcs: int = 10, out: Path | str,
              cases: m.Cohort | m.CohortSet | None = None, test: Test = "wald",
@@ -78,20 +88,38 @@ def run_gwas(definition: m.Cohort | m.CohortSet, cat: Catalog, *, trait: str,
     ``warn`` hears warnings as they arise (they are also in ``Study.warnings`` and
     ``qc.json``); counts in them pass the small-cell policy.
     """
+    (study,) = run_gwas_traits(definition, cat, [TraitSpec(trait, out, cases)],
+                               covariates=covariates, pcs=pcs, test=test, qc_params=qc_params,
+                               policy=policy, progress=progress, warn=warn)
+    return study
+
+
+def run_gwas_traits(definition: m.Cohort | m.CohortSet, cat: Catalog,
+                    traits: list[TraitSpec], *, covariates: list[str], pcs: int = 10,
+                    test: Test = "wald", qc_params: QCParams | None = None,
+                    policy: SmallCellPolicy | None = None, progress: Say | None = None,
+                    warn: Say | None = None) -> list[Study]:
+    """Several GWAS of one cohort sharing the link, QC and PCA (which depend only on the
+    cohort's samples): one :class:`Study` per trait, each as :func:`run_gwas` gives it.
+    At most one trait may be binary (its cases are the linked ``case`` field)."""
     from genomics.store import release_genotypes
 
     say = progress or (lambda _msg: None)
     policy = policy or SmallCellPolicy()
-    binary = cases is not None
-    trait_field = "case" if binary else trait
+    binary = [t for t in traits if t.cases is not None]
+    if not traits or len(binary) > 1:
+        raise UsageError(f"run_gwas_traits takes one or more traits, at most one of them "
+                         f"binary (got {len(traits)}, {len(binary)} binary)",
+                         hint="run the other binary traits in their own call")
     say("running the cohort")
     members = run(definition, cat, policy=policy).members
     if members.height == 0:
         raise UsageError("the cohort is empty; there is nobody to analyse")
-    case_members = run(cases, cat, policy=policy).members if binary else None
+    case_members = run(binary[0].cases, cat, policy=policy).members if binary else None
     say("loading genotypes (cached MatrixTable)")
     mt = release_genotypes(cat)
-    fields = list(dict.fromkeys([trait_field, "female", *covariates]))
+    fields = list(dict.fromkeys([*("case" if t.cases is not None else t.trait for t in traits),
+                                 "female", *covariates]))
     pheno = [f for f in fields if not f.startswith("pc") or not f[2:].isdigit()]
     say("linking members to consented samples")
     linked = link(members, cat, mt, fields=pheno, cases=case_members, policy=policy)
@@ -106,9 +134,12 @@ def run_gwas(definition: m.Cohort | m.CohortSet, cat: Catalog, *, trait: str,
         notes.append(f"{_count(policy, with_sample - in_vcf)} of the cohort's consented "
                      "members with a linked sample are not in the release's VCF; they are "
                      "left out")
-    return _analyse(linked.mt, trait=trait_field, covariates=covariates, pcs=pcs,
-                    logistic=binary, test=test, qc_params=qc_params, out=out, policy=policy,
-                    say=say, warn=warn, notes=notes, linked=linked)
+    _warn_all(notes, say, warn)
+    prepared = _prepare(linked.mt, pcs=pcs, qc_params=qc_params, say=say)
+    return [_associate(prepared, trait="case" if t.cases is not None else t.trait,
+                       covariates=covariates, logistic=t.cases is not None, test=test,
+                       out=t.out, policy=policy, say=say, notes=notes, linked=linked)
+            for t in traits]
 
 
 def run_gwas_on_files(*, phenotypes: Path | str, sample_column: str, trait: str,
@@ -176,11 +207,33 @@ def _analyse(mt: hl.MatrixTable, *, trait: str, covariates: list[str], pcs: int,
              linked: Linked | None = None, phenotypes: Phenotypes | None = None,
              genotypes: str | None = None) -> Study:
     """The core both ways in share: QC -> PCA -> association -> files in ``out``."""
+    _warn_all(notes, say, warn)
+    return _associate(_prepare(mt, pcs=pcs, qc_params=qc_params, say=say), trait=trait,
+                      covariates=covariates, logistic=logistic, test=test, out=out,
+                      policy=policy, say=say, notes=notes, linked=linked,
+                      phenotypes=phenotypes, genotypes=genotypes)
+
+
+def _warn_all(notes: list[str], say: Say, warn: Say | None) -> None:
     for note in notes:
         if warn is not None:
             warn(note)
         else:
             say(f"warning: {note}")
+
+
+@dataclass
+class _Prepared:
+    """QC'd genotypes with the PCs annotated: what every trait of a cohort shares."""
+
+    qc: QCResult
+    mt: hl.MatrixTable
+    scores: Any
+    pc_names: list[str]
+
+
+def _prepare(mt: hl.MatrixTable, *, pcs: int, qc_params: QCParams | None,
+             say: Say) -> _Prepared:
     say("sample and variant QC")
     qc = run_qc(mt, qc_params)
     analysed = qc.mt
@@ -191,12 +244,19 @@ def _analyse(mt: hl.MatrixTable, *, trait: str, covariates: list[str], pcs: int,
         scores = pca(analysed, k=pcs)
         analysed = analysed.annotate_cols(**scores[analysed.s])
         pc_names = [f"pc{i + 1}" for i in range(pcs)]
-    say("association")
-    result = gwas(analysed, trait, [*covariates, *[p for p in pc_names
-                                                   if p not in covariates]],
+    return _Prepared(qc, analysed, scores, pc_names)
+
+
+def _associate(prep: _Prepared, *, trait: str, covariates: list[str], logistic: bool,
+               test: Test, out: Path | str, policy: SmallCellPolicy, say: Say,
+               notes: list[str], linked: Linked | None = None,
+               phenotypes: Phenotypes | None = None, genotypes: str | None = None) -> Study:
+    say(f"association ({trait})")
+    result = gwas(prep.mt, trait, [*covariates, *[p for p in prep.pc_names
+                                                  if p not in covariates]],
                   model="logistic" if logistic else "linear", test=test)
-    study = Study(qc, result, Path(out), scores, linked=linked, phenotypes=phenotypes,
-                  genotypes=genotypes, warnings=list(notes))
+    study = Study(prep.qc, result, Path(out), prep.scores, linked=linked,
+                  phenotypes=phenotypes, genotypes=genotypes, warnings=list(notes))
     say("writing results")
     _write(study, policy)
     return study
