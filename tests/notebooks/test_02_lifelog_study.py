@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
-from _nbrun import outputs_text, publish_notebook
+from _nbrun import check_rerun, outputs_text, publish_notebook
 from scipy.optimize import minimize
 
 from workbench.schema import table_file
@@ -107,3 +107,8 @@ def test_small_cells_are_suppressed_in_what_a_reader_sees(published):
         assert cases == "< 20" or int(cases.replace(",", "")) >= 20
         assert persons == "< 20" or int(persons.replace(",", "")) >= 20
     assert "Wearers at a screening" in outputs_text(path)
+
+
+def test_rerun_passes_and_names_an_altered_number_or_release(published, default_release,
+                                                            tmp_path):
+    check_rerun(published[0], default_release, tmp_path)

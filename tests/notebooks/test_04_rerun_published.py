@@ -4,7 +4,7 @@ codes it describes (pass, fail on a tampered result, fail on another environment
 from __future__ import annotations
 
 import pytest
-from _nbrun import outputs_text, publish_notebook
+from _nbrun import check_rerun, outputs_text, publish_notebook
 
 
 @pytest.fixture(scope="module")
@@ -21,3 +21,8 @@ def test_walkthrough_reruns_pass_then_fail_as_described(published):
     assert "reran and every recorded result holds" in text
     assert "fail: result persons: recorded " in text
     assert "fail: environment lock_sha256: recorded 0000" in text
+
+
+def test_rerun_passes_and_names_an_altered_number_or_release(published, small_release,
+                                                            tmp_path):
+    check_rerun(published[0], small_release, tmp_path)
