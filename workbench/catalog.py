@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlglot import exp
 
+from workbench.atomic import recover_dir, remove_dead_temps, temp_name
 from workbench.errors import ReleaseError
 from workbench.manifest import MANIFEST, read_manifest, sha256_file
 from workbench.schema import GENOTYPE_VCF, SCHEMA_VERSION, TABLES
@@ -207,6 +208,10 @@ def _lock_down(con: duckdb.DuckDBPyConnection, root: Path, files: Sequence[Path]
 
 
 def load_manifest(root: Path) -> dict[str, Any]:
+    if not root.is_dir() and root.parent.is_dir():
+        # a release build killed while swapping releases (where the two cannot be
+        # exchanged in one step) left the previous release beside: put it back
+        recover_dir(root)
     if not root.is_dir():
         raise ReleaseError(f"release directory {root} does not exist",
                            hint="build one with `workbench release synth --out DIR`")
@@ -379,7 +384,8 @@ def build_native_database(root: Path, manifest: dict[str, Any], tables: builtins
     from tqdm import tqdm
 
     db.parent.mkdir(parents=True, exist_ok=True)
-    tmp = db.with_name(f"{db.stem}.{os.getpid()}.tmp.duckdb")
+    remove_dead_temps(db)    # a copy killed half-way is as large as the release
+    tmp = db.with_name(f"{temp_name(db)}tmp.duckdb")
     con = duckdb.connect(str(tmp), config={"preserve_insertion_order": True})
     try:
         for name in tqdm(tables, desc="native copy of the release", disable=not progress,
