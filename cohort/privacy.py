@@ -5,11 +5,21 @@ Counts from 1 to ``threshold - 1`` are replaced by :data:`SUPPRESSED`, a distinc
 group of cells has exactly one suppressed cell, the smallest other non-zero cell is
 suppressed too (complementary suppression), so a total cannot give it back by subtraction.
 
+Optionally, shown counts are rounded to a base (``rounding``, e.g. 5 or 10, as some
+output-checking rules ask). Suppression is decided on the true count, before rounding, so
+a count of 1..k-1 is never rounded up to k and shown; rounding never gives 0 for a count
+that is not 0 (it rounds up to the base instead).
+
 >>> policy = SmallCellPolicy(threshold=20)
 >>> [str(c) for c in policy.counts([0, 5, 30, 400])]
 ['0', '< 20', 'suppressed', '400']
 >>> policy.format(policy.count(7))
 '< 20'
+>>> [str(c) for c in SmallCellPolicy(threshold=10, rounding=5).counts([0, 8, 12, 13, 402])]
+['0', '< 10', 'suppressed', '15', '400']
+
+The threshold and the rounding come from ``$WORKBENCH_SMALL_CELL`` and
+``$WORKBENCH_ROUNDING`` when a policy is made without them.
 """
 
 from __future__ import annotations
@@ -19,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 DEFAULT_THRESHOLD = int(os.environ.get("WORKBENCH_SMALL_CELL", "20"))
+DEFAULT_ROUNDING = int(os.environ.get("WORKBENCH_ROUNDING", "1"))
 
 
 @dataclass(frozen=True)
@@ -46,10 +57,25 @@ class SmallCellPolicy:
     """Threshold k: counts 1..k-1 are never shown (All of Us uses 20)."""
 
     threshold: int = DEFAULT_THRESHOLD
+    rounding: int = DEFAULT_ROUNDING
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.threshold, int) and self.threshold >= 1):
+            raise ValueError(f"small-cell threshold must be a whole number >= 1, got "
+                             f"{self.threshold!r}")
+        if not (isinstance(self.rounding, int) and self.rounding >= 1):
+            raise ValueError(f"rounding base must be a whole number >= 1, got "
+                             f"{self.rounding!r}")
 
     def count(self, n: int) -> Cell:
-        """One count, suppressed if 0 < n < threshold."""
-        return Suppressed(self.threshold) if 0 < n < self.threshold else int(n)
+        """One count, suppressed if 0 < n < threshold (on the true count), else rounded to
+        the nearest multiple of ``rounding`` (never to 0)."""
+        n = int(n)
+        if 0 < n < self.threshold:
+            return Suppressed(self.threshold)
+        if self.rounding == 1 or n == 0:
+            return n
+        return max(self.rounding, int(self.rounding * round(n / self.rounding)))
 
     def counts(self, values: Sequence[int]) -> list[Cell]:
         """A group of counts (e.g. one row of a table) with complementary suppression."""
