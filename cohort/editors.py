@@ -298,6 +298,7 @@ class ConceptSetEditor(Editor):
         self.search_button = W.Button(description="search vocabulary", icon="search",
                                       layout=W.Layout(width="auto"), disabled=cat is None)
         self.search_button.on_click(lambda _b: self.search)
+        self.search_button.add_class("wb-concept-search-open")    # for tests/browser
         self.widget = W.VBox([W.HBox([W.Label("concept set"), self.name, self.search_button]),
                               self.rows])
         self._render()
@@ -668,6 +669,11 @@ class ConceptSearch(W.VBox):
         super().__init__([W.HBox([self.text, self.vocabulary]), self.results,
                           W.HBox([self.prev_button, self.page_label, self.next_button,
                                   self.add_button])])
+        # stable names for the browser tests (tests/browser)
+        self.add_class("wb-concept-search")
+        self.text.add_class("wb-concept-search-text")
+        self.results.add_class("wb-concept-search-results")
+        self.add_button.add_class("wb-concept-search-add")
 
     def go(self, page: int) -> None:
         """Show page ``page`` (0-based) of the matches of the current text."""

@@ -125,6 +125,12 @@ class CohortBuilder(W.VBox):
             tabs.set_title(k, title)
         super().__init__([W.HBox([self.count_label, self.spinner]), self.funnel,
                           self.attrition_table, tabs])
+        # stable names for the browser tests (tests/browser) and for custom CSS
+        self.add_class("wb-cohort-builder")
+        self.count_label.add_class("wb-count")
+        self.spinner.add_class("wb-count-spinner")
+        self.attrition_table.add_class("wb-attrition")
+        self.add_exclusion_button.add_class("wb-add-exclusion")
         self._set_editor(definition)
 
     # -- the definition --

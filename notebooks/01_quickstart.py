@@ -73,8 +73,15 @@ t1
 # %% [markdown]
 # ## Cohort builder in JupyterLab
 #
-# <!-- Placeholder: the cohort builder widget (cohort/widgets.py) goes here, building the
-# same definition interactively. Its author fills in this section. -->
+# The same definition in the cohort builder. Edit it (add an exclusion, search the
+# vocabulary, change an age): the count and the attrition funnel follow each edit, through
+# the same small-cell policy. `builder.definition` gives the edited definition back as
+# plain data. The builder counts on `cat`, so the catalog stays open here; when done:
+# `builder.close(); cat.close()`.
 
 # %%
-cat.close()
+from cohort.widgets import CohortBuilder
+
+builder = CohortBuilder(cat, t2d)
+builder.wait()                      # the first count is in before the widget is shown
+builder
