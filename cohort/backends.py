@@ -22,6 +22,9 @@ import pyarrow.parquet as pq
 
 from cohort import model as m
 from cohort.engine import compile_for, split_result
+from cohort.governance import cell, tables_read
+from cohort.privacy import SmallCellPolicy
+from workbench import access, audit
 from workbench.catalog import Catalog
 
 
@@ -33,9 +36,18 @@ class Backend(Protocol):
 
 def run_on(backend: Backend, definition: m.Cohort | m.CohortSet,
            cat: Catalog) -> tuple[pl.DataFrame, list[int]]:
-    """Compile against ``cat`` (tables, vocabulary) and run on ``backend``."""
+    """Compile against ``cat`` (tables, vocabulary) and run on ``backend``: row-level
+    members, so the controlled tier only; audited."""
+    access.require("controlled", f"cohort members on {backend.dialect} (row-level)",
+                   catalog=cat)
     sql = compile_for(definition, cat, backend.dialect).sql()
-    return split_result(backend.query(sql))
+    members, persons = split_result(backend.query(sql))
+    audit.record("cohort.run", release=cat.manifest, definition=definition,
+                 project=cat.project, tables=[t for t in tables_read(definition) if cat.has(t)],
+                 sizes={"persons": cell(SmallCellPolicy(), members["subject_id"].n_unique()),
+                        "rows": cell(SmallCellPolicy(), members.height), "steps": len(persons)},
+                 detail={"engine": backend.dialect})
+    return members, persons
 
 
 class SparkBackend:

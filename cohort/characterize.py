@@ -52,10 +52,11 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from cohort import governance
 from cohort.engine import CohortResult
 from cohort.privacy import Cell, SmallCellPolicy, Suppressed
 from workbench.catalog import Catalog
-from workbench.errors import UsageError
+from workbench.errors import AccessDenied, UsageError
 
 HISTORY_DAYS = 365      # conditions, drugs, wearable days: -365..0
 SCREENING_DAYS = 730    # latest health screening: -730..0
@@ -165,6 +166,9 @@ def table1(result: CohortResult, cat: Catalog, *, top: int = 10,
     """
     if top < 0:
         raise UsageError(f"table1: top must be 0 or more, got {top}")
+    governance.gate("registered", "Table 1", "characterize.table1", result, cat=cat,
+                    tables=("person", "location", "concept", "consent", "health_screening",
+                            "wearable_daily", *(t[0] for t in _GROUPED.values())))
     policy = policy or result.policy
     with members_query(result, cat, who="table1") as q:
         total = int(q.one(f"with {q.idx} select count(*) from idx")[0])
@@ -241,10 +245,17 @@ def members_query(result: CohortResult, cat: Catalog, *, who: str) -> Iterator[_
                          hint="characterise a cohort with the catalog it was run on")
     cur = cat.connection.cursor()
     try:
-        cur.register(_MEMBERS, result.members.select(
+        cur.register(_MEMBERS, result._members.select(
             pl.col("subject_id").cast(pl.Int64), pl.col("cohort_start_date").cast(pl.Date))
             .to_arrow())
         yield _Query(cur, cat)
+    except (duckdb.BinderException, duckdb.CatalogException) as e:
+        if cat.project is None:
+            raise
+        raise AccessDenied(f"{who}: project {cat.project.name!r} is not granted a table or "
+                           f"column this needs ({str(e).splitlines()[0]})",
+                           hint="ask the data access committee to add it to the project's "
+                                "grants") from e
     finally:
         cur.close()
 

@@ -41,6 +41,7 @@ import ipywidgets as W
 import plotly.graph_objects as go
 import polars as pl
 
+from cohort import governance
 from cohort import model as m
 from cohort.characterize import compare, members_query, table1
 from cohort.engine import CohortResult, run
@@ -80,6 +81,8 @@ def age_sex(result: CohortResult, cat: Catalog, *,
     """Persons by 10-year age band at index and sex: ``band`` ("40-49"), ``sex``, ``n``
     (null when suppressed), ``shown``, ``suppressed``. Each sex's bands are one group for
     complementary suppression; every band from the youngest to the oldest appears."""
+    governance.gate("registered", "the age-sex pyramid", "characterize.age_sex", result,
+                    cat=cat, tables=("person", "consent"))
     policy = policy or result.policy
     raw = _frame(result, cat, """
         select cast(floor((year(idx.index_date) - p.year_of_birth) / 10) * 10 as integer)
@@ -120,6 +123,9 @@ def distribution(result: CohortResult, cat: Catalog, item: str, *,
     or of a wearable metric (the person's mean over days -365..0): ``bin``, ``lo``,
     ``hi``, ``n`` (null when suppressed), ``shown``, ``suppressed``. Windows are
     inclusive at both ends; the bins of one cohort are one suppression group."""
+    table = "health_screening" if item in SCREENING_BINS else "wearable_daily"
+    governance.gate("registered", f"the distribution of {item}", "characterize.distribution",
+                    result, cat=cat, tables=(table, "consent"), detail={"item": str(item)[:64]})
     policy = policy or result.policy
     if item in SCREENING_BINS:
         values = _frame(result, cat, f"""

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import polars as pl
 
+from cohort import governance
 from cohort import model as m
 from cohort.characterize import members_query
 from cohort.concepts import resolve
@@ -159,6 +160,8 @@ def build_dataset(cat: Catalog, cohort: CohortResult | m.Cohort | m.CohortSet,
     """
     concepts = dict(concepts or {})
     result = cohort if isinstance(cohort, CohortResult) else run(cohort, cat)
+    governance.gate("controlled", "dataset frames (row-level)", "dataset.build", result,
+                    cat=cat, record=False)
     for name in concepts:
         if DOMAINS.get(name, DOMAINS["person"]).concept_column is None:
             raise UsageError(f"dataset: domain {name!r} takes no concept set",
@@ -194,6 +197,10 @@ def build_dataset(cat: Catalog, cohort: CohortResult | m.Cohort | m.CohortSet,
                    f"{'where ' + ' and '.join(where) if where else ''} order by {order}")
             frames[name] = q.frame(sql, params or None)
     code = dataset_code(result.definition, cat.path, chosen, concepts=concepts, window=window)
+    governance.record_action("dataset.build", result, cat=cat, tables=[
+        t for d in chosen for t in (DOMAINS[d].table, *DOMAINS[d].needs)], sizes={
+        "persons": governance.cell(result.policy, persons),
+        **{f"rows.{d}": governance.cell(result.policy, f.height) for d, f in frames.items()}})
     return Dataset(frames, code, persons, notes)
 
 

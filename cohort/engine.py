@@ -20,6 +20,7 @@ from typing import Literal
 import polars as pl
 import pyarrow as pa
 
+from cohort import governance
 from cohort import model as m
 from cohort.compile import Compiled, compile_definition
 from cohort.concepts import resolve
@@ -32,19 +33,22 @@ _RESULTS: dict[tuple[str, str], tuple[pl.DataFrame, list[int], list[str]]] = {}
 @dataclass
 class CohortResult:
     """What running a definition gives. ``count`` and ``attrition`` pass the small-cell
-    policy; ``members`` is row-level (pseudonymised person ids)."""
+    policy (any tier); ``members`` is row-level (pseudonymised person ids): the controlled
+    tier only (:mod:`workbench.access`), its first use recorded in the audit trail."""
 
     definition: m.Cohort | m.CohortSet
     release_id: str
     steps: list[str]
-    members: pl.DataFrame
+    members: pl.DataFrame = field(repr=False, compare=False)   # read through _read_members
     step_persons: list[int]
     policy: SmallCellPolicy = field(default_factory=SmallCellPolicy)
+    release_kind: str | None = None      # the manifest's "kind" (synthetic: default tier)
+    _audited: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def count(self) -> Cell:
         """Persons in the cohort (suppressed if 1..k-1)."""
-        return self.policy.count(self.members["subject_id"].n_unique())
+        return self.policy.count(self._members["subject_id"].n_unique())
 
     @property
     def attrition(self) -> pl.DataFrame:
@@ -70,11 +74,30 @@ class CohortResult:
         }, schema_overrides={"persons": pl.Int64, "lost": pl.Int64})
 
     def to_table(self, cohort_definition_id: int = 1) -> pa.Table:
-        """The members as an OMOP ``cohort`` table (Arrow)."""
-        return self.members.with_columns(
+        """The members as an OMOP ``cohort`` table (Arrow): controlled tier, audited."""
+        governance.gate("controlled", "the cohort table (row-level)", "cohort.to_table", self)
+        return self._members.with_columns(
             cohort_definition_id=pl.lit(cohort_definition_id, pl.Int64)).select(
             "cohort_definition_id", "subject_id", "cohort_start_date",
             "cohort_end_date").to_arrow()
+
+
+def _read_members(self: CohortResult) -> pl.DataFrame:
+    """subject_id, cohort_start_date, cohort_end_date: row-level, the controlled tier only
+    (:mod:`workbench.access`); the first read of each result is audited."""
+    governance.gate("controlled", "cohort members (row-level)", "cohort.members", self,
+                    record=not self._audited)
+    self._audited = True
+    return self._members
+
+
+def _set_members(self: CohortResult, rows: pl.DataFrame) -> None:
+    self._members = rows
+
+
+# the field stays an __init__/replace() argument; reading it goes through the access check
+CohortResult.members = property(_read_members, _set_members,  # type: ignore[assignment]
+                                doc=_read_members.__doc__)
 
 
 def clear_cache() -> None:
@@ -85,6 +108,7 @@ def clear_cache() -> None:
 def compile_for(definition: m.Cohort | m.CohortSet, cat: Catalog,
                 dialect: str = "duckdb") -> Compiled:
     """Compile against a release: its tables and its vocabulary (concepts resolved)."""
+    governance.check_grants(definition, cat)
     return compile_definition(definition, set(cat.tables) | set(cat.derived),
                               lambda cs, path: resolve(cat, cs, path=path), dialect)
 
@@ -92,7 +116,11 @@ def compile_for(definition: m.Cohort | m.CohortSet, cat: Catalog,
 def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,
         policy: SmallCellPolicy | None = None,
         cache: Literal["use", "refresh"] = "use") -> CohortResult:
-    """Compile and run on the release's DuckDB; one query gives rows and attrition."""
+    """Compile and run on the release's DuckDB; one query gives rows and attrition.
+
+    Any tier may run (counts and attrition); under a project a definition reading an
+    ungranted table or column is refused first. Every run is audited."""
+    governance.check_grants(definition, cat)
     key = (cat.release_id, definition.content_hash())
     if cache == "use" and key in _RESULTS:
         members, persons, steps = _RESULTS[key]
@@ -101,8 +129,10 @@ def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,
         members, persons = split_result(cat.sql(compiled.sql("duckdb")).pl())
         steps = compiled.steps
         _RESULTS[key] = (members, persons, steps)
-    return CohortResult(definition, cat.release_id, steps, members, persons,
-                        policy or SmallCellPolicy())
+    result = CohortResult(definition, cat.release_id, steps, members, persons,
+                          policy or SmallCellPolicy(), cat.manifest.get("kind"))
+    governance.audit_run(result, cat)
+    return result
 
 
 def split_result(out: pl.DataFrame) -> tuple[pl.DataFrame, list[int]]:

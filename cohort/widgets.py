@@ -36,6 +36,7 @@ True
 
 from __future__ import annotations
 
+import contextvars
 import html
 import re
 import threading
@@ -208,17 +209,20 @@ class CohortBuilder(W.VBox):
                 return
             self.status = "waiting"
             self.spinner.value = "<i class='fa fa-spinner fa-spin'></i> counting…"
-            self._timer = threading.Timer(self.debounce, self._submit, (gen, d))
+            # the count runs on other threads: they get this context (the access
+            # session, see workbench.access), a copy per edit
+            self._timer = threading.Timer(self.debounce, self._submit,
+                                          (gen, d, contextvars.copy_context()))
             self._timer.daemon = True
             self._timer.start()
 
-    def _submit(self, gen: int, d: m.Cohort) -> None:
+    def _submit(self, gen: int, d: m.Cohort, context: contextvars.Context) -> None:
         with self._lock:
             if gen != self._generation:
                 return
             if self._cursor is not None:    # an older edit is still counting: stop it
                 self._cursor.interrupt()
-            self._executor.submit(self._count, gen, d)
+            self._executor.submit(context.run, self._count, gen, d)
 
     def _count(self, gen: int, d: m.Cohort) -> None:
         with self._lock:

@@ -26,9 +26,11 @@ import polars as pl
 import pyarrow as pa
 from sqlglot import exp
 
+from cohort import governance
 from cohort.compile import col
 from cohort.compile import consented as consented_to
 from cohort.privacy import SmallCellPolicy
+from workbench import access, audit
 from workbench.catalog import Catalog
 from workbench.errors import UsageError
 from workbench.schema import TABLES
@@ -91,7 +93,9 @@ def members_index(members: pl.DataFrame) -> pl.DataFrame:
 
 def consented_samples(cat: Catalog, persons: pl.DataFrame) -> tuple[pl.DataFrame, list[int]]:
     """Persons with genomic consent (not withdrawn) and a linked sample: person_id,
-    index_date, sample_id; and the persons left after each of the first three steps."""
+    index_date, sample_id; and the persons left after each of the first three steps.
+    Controlled tier (row-level)."""
+    access.require("controlled", "consented samples of persons (row-level)", catalog=cat)
     for table in ("consent", "sample_link"):
         if not cat.has(table):
             raise UsageError(f"this release has no {table} table; genomes cannot be linked",
@@ -122,7 +126,9 @@ def consented_samples(cat: Catalog, persons: pl.DataFrame) -> tuple[pl.DataFrame
 
 
 def phenotypes(cat: Catalog, persons: pl.DataFrame, names: list[str]) -> pl.DataFrame:
-    """person_id plus one Float64 column per name (see the module docstring)."""
+    """person_id plus one Float64 column per name (see the module docstring); controlled
+    tier (row-level)."""
+    access.require("controlled", "phenotypes of persons (row-level)", catalog=cat)
     unknown = [n for n in names if n not in phenotype_names()]
     if unknown:
         raise UsageError(f"unknown phenotype or covariate {', '.join(unknown)}",
@@ -167,7 +173,9 @@ def link(members: pl.DataFrame, cat: Catalog, mt: hl.MatrixTable, *,
          fields: list[str] | None = None, cases: pl.DataFrame | None = None,
          policy: SmallCellPolicy | None = None) -> Linked:
     """Members (``CohortResult.members``) -> the MatrixTable's consented samples, with
-    phenotype/covariate fields (default age and female) annotated on the columns."""
+    phenotype/covariate fields (default age and female) annotated on the columns.
+    Controlled tier; audited (persons per step, through the policy)."""
+    access.require("controlled", "the genomics link (row-level genotypes)", catalog=cat)
     import hail as hl
 
     policy = policy or SmallCellPolicy()
@@ -187,6 +195,12 @@ def link(members: pl.DataFrame, cat: Catalog, mt: hl.MatrixTable, *,
     ht = _to_hail(table)
     out = mt.filter_cols(hl.is_defined(ht[mt.s]))
     out = out.annotate_cols(**ht[out.s])
+    audit.record("genomics.link", release=cat.manifest, project=cat.project,
+                 tables=[t for t in ("consent", "sample_link", "person", "health_screening")
+                         if cat.has(t)],
+                 sizes={step: governance.cell(policy, n) for step, n in zip(STEPS, counts,
+                                                                            strict=True)},
+                 detail={"fields": ",".join(fields)[:500]})
     return Linked(out, table, counts, policy)
 
 

@@ -140,7 +140,11 @@ def import_plink(bed: Path | str, *, reference: str = "GRCh38", partitions: int 
 
 def release_genotypes(cat: Catalog, *, partitions: int | None = None,
                       refresh: bool = False) -> hl.MatrixTable:
-    """The release's VCF as a cached MatrixTable (its checksum comes from the manifest)."""
+    """The release's VCF as a cached MatrixTable (its checksum comes from the manifest).
+    Row-level genotypes: the controlled tier only (:mod:`workbench.access`)."""
+    from workbench.access import require
+
+    require("controlled", "the release's genotypes (row-level)", catalog=cat)
     vcf = cat.file(GENOTYPE_VCF)
     reference = (cat.manifest.get("truth") or {}).get("genome_build", "GRCh38")
     return import_vcf(vcf, checksum=cat.manifest["files"][GENOTYPE_VCF]["sha256"],

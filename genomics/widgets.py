@@ -34,6 +34,7 @@ The logic lives in pure functions that need neither Hail nor a front end:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import html
 import threading
@@ -308,7 +309,9 @@ class GwasWidget(W.VBox):
         self._set_state("running", "starting")
         self.progress.value = 0
         self.progress.bar_style = "info"
-        self._thread = threading.Thread(target=self._work, args=(kwargs, self._finished),
+        # the run's thread gets this context (the access session, workbench.access)
+        self._thread = threading.Thread(target=contextvars.copy_context().run,
+                                        args=(self._work, kwargs, self._finished),
                                         daemon=True, name="gwas-run")
         self._thread.start()
 

@@ -12,8 +12,10 @@ from workbench.synth.build import build_release
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Checksum memo and catalog view files go to a per-session cache, not ~/.cache."""
+    """Checksum memo and catalog view files go to a per-session cache, not ~/.cache;
+    the audit trail (workbench.audit) to a per-session file, not ~/.local/share."""
     os.environ["WORKBENCH_CACHE"] = str(tmp_path_factory.mktemp("wb-cache"))
+    os.environ["WORKBENCH_AUDIT"] = str(tmp_path_factory.mktemp("wb-audit") / "audit.jsonl")
 
 
 @pytest.fixture(scope="session")

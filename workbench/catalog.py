@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import duckdb
 import pyarrow as pa
@@ -37,6 +37,9 @@ from workbench.atomic import recover_dir, remove_dead_temps, temp_name
 from workbench.errors import ReleaseError
 from workbench.manifest import MANIFEST, read_manifest, sha256_file
 from workbench.schema import GENOTYPE_VCF, SCHEMA_VERSION, TABLES
+
+if TYPE_CHECKING:
+    from workbench.project import Project
 
 Verify = Literal["cached", "full", "none"]
 Storage = Literal["auto", "parquet", "native"]
@@ -67,6 +70,7 @@ class Catalog:
     connection: duckdb.DuckDBPyConnection
     tables: list[str] = field(default_factory=list)
     derived: list[str] = field(default_factory=list)   # views of workbench-built tables
+    project: Project | None = None     # an Open Lab project: only its granted views
 
     @property
     def release_id(self) -> str:
@@ -115,7 +119,8 @@ class Catalog:
 
 
 def open(release_dir: Path | str, *, verify: Verify = "cached",  # noqa: A001
-         storage: Storage | None = None) -> Catalog:
+         storage: Storage | None = None,
+         project: Project | Path | str | None = None) -> Catalog:
     """Verify a release against its manifest and open it read-only (see module docstring).
 
     ``verify``: "cached" (default) re-hashes only files whose size or mtime changed since
@@ -127,10 +132,18 @@ def open(release_dir: Path | str, *, verify: Verify = "cached",  # noqa: A001
     release: about 45 s and 2 GB per million persons; 2-3x faster scans, like indexes on
     a server); "auto" (default, or $WORKBENCH_STORAGE) uses the native copy when it was
     built already (``workbench release cache DIR``), else Parquet. Results are identical.
+
+    ``project`` (a :class:`~workbench.project.Project`, or its folder or file; default:
+    the session's, see :mod:`workbench.access`): the catalog has views of the project's
+    granted tables only, each with its granted columns only (always over Parquet), and
+    the project's tier caps the session's.
     """
     root = Path(release_dir).resolve()
     manifest = load_manifest(root)
     tables = check_release(root, manifest, verify=verify)
+    grant = _project(project, manifest)
+    if grant is not None:
+        return _open_project(root, manifest, tables, grant)
     storage = storage or os.environ.get("WORKBENCH_STORAGE") or "auto"   # type: ignore[assignment]
     if storage not in ("auto", "parquet", "native"):
         raise ReleaseError(f"unknown storage {storage!r}",
@@ -149,6 +162,32 @@ def open(release_dir: Path | str, *, verify: Verify = "cached",  # noqa: A001
         con.close()
         raise
     return Catalog(root, manifest, con, tables, derived)
+
+
+def _project(project: Project | Path | str | None, manifest: dict[str, Any]) -> Project | None:
+    from workbench import access
+    from workbench.project import Project, load_project
+
+    if isinstance(project, Project):
+        return project
+    if project is not None:
+        return load_project(project)
+    return access.project_of(access.current(manifest))
+
+
+def _open_project(root: Path, manifest: dict[str, Any], tables: builtins.list[str],
+                  grant: Project) -> Catalog:
+    """The release as the project sees it: a view per granted table, of granted columns."""
+    columns = {t: cols for t in tables if (cols := grant.columns(t)) is not None}
+    con = duckdb.connect(str(_view_database(root, manifest, tables, columns)), read_only=True)
+    carriers = carrier_table_path(manifest) if grant.columns(CARRIER_TABLE) else None
+    try:
+        derived = _carrier_view(con, carriers)
+        _lock_down(con, root, [carriers] if carriers else [])
+    except BaseException:
+        con.close()
+        raise
+    return Catalog(root, manifest, con, builtins.list(columns), derived, grant)
 
 
 def carrier_table_path(manifest: dict[str, Any]) -> Path | None:
@@ -347,18 +386,25 @@ def _catalog_key(root: Path, manifest: dict[str, Any], tables: builtins.list[str
     return hashlib.sha256(f"{root}|{manifest['release_id']}|{tables}".encode()).hexdigest()[:16]
 
 
-def _view_database(root: Path, manifest: dict[str, Any], tables: builtins.list[str]) -> Path:
-    """A small DuckDB file holding only views over the release's Parquet files."""
-    db = cache_dir() / "catalogs" / f"{_catalog_key(root, manifest, tables)}.duckdb"
+def _view_database(root: Path, manifest: dict[str, Any], tables: builtins.list[str],
+                   columns: dict[str, tuple[str, ...]] | None = None) -> Path:
+    """A small DuckDB file holding only views over the release's Parquet files; with
+    ``columns``, of those tables only and those columns only (a project's grants)."""
+    key = _catalog_key(root, manifest, tables)
+    if columns is not None:
+        grant = json.dumps(sorted(columns.items()))
+        key = f"project-{hashlib.sha256(f'{key}|{grant}'.encode()).hexdigest()[:16]}"
+    db = cache_dir() / "catalogs" / f"{key}.duckdb"
     if db.exists():
         return db
     db.parent.mkdir(parents=True, exist_ok=True)
     tmp = db.with_name(f"{db.stem}.{os.getpid()}.tmp.duckdb")
     con = duckdb.connect(str(tmp))
     try:
-        for name in tables:
+        for name in tables if columns is None else columns:
             path = root / manifest["tables"][name]["path"]
-            con.execute(_view_sql(name, path))
+            con.execute(_view_sql(name, path, columns=None if columns is None
+                                  else columns[name]))
     finally:
         con.close()
     os.replace(tmp, db)
@@ -405,13 +451,18 @@ def build_native_database(root: Path, manifest: dict[str, Any], tables: builtins
     return db
 
 
-def _view_sql(name: str, path: Path, *, temporary: bool = False) -> str:
-    """CREATE VIEW name AS SELECT * FROM read_parquet('path'), built with sqlglot.
+def _view_sql(name: str, path: Path, *, temporary: bool = False,
+              columns: Sequence[str] | None = None) -> str:
+    """CREATE VIEW name AS SELECT * (or ``columns``) FROM read_parquet('path'), built with
+    sqlglot.
 
     >>> _view_sql("person", Path("/r/it's/person.parquet"))
     "CREATE VIEW person AS SELECT * FROM READ_PARQUET('/r/it''s/person.parquet')"
+    >>> _view_sql("person", Path("/r/person.parquet"), columns=["person_id"])
+    "CREATE VIEW person AS SELECT person_id FROM READ_PARQUET('/r/person.parquet')"
     """
-    select = exp.select("*").from_(exp.func("read_parquet", exp.Literal.string(str(path))))
+    cols = [exp.column(c) for c in columns] if columns is not None else ["*"]
+    select = exp.select(*cols).from_(exp.func("read_parquet", exp.Literal.string(str(path))))
     props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary else None
     return exp.Create(this=exp.to_table(name), kind="VIEW", expression=select,
                       properties=props).sql("duckdb")

@@ -23,6 +23,9 @@ cohort_app = typer.Typer(no_args_is_help=True,
 app.add_typer(cohort_app, name="cohort")
 genomics_app = typer.Typer(no_args_is_help=True, help="Genotypes on Hail.")
 app.add_typer(genomics_app, name="genomics")
+audit_app = typer.Typer(no_args_is_help=True,
+                        help="The audit trail: verify its hash chain, show its records.")
+app.add_typer(audit_app, name="audit")
 
 DEFAULT_RELEASE = Path("releases/default")
 DEFAULT_OUTPUTS = Path("outputs")
@@ -196,14 +199,19 @@ def cohort_members(
     release: Path = typer.Option(DEFAULT_RELEASE, "--release", help="Release directory."),
     out: Path = typer.Option(..., "-o", "--out", help="Parquet file to write."),
 ) -> None:
-    """Write the cohort's rows (subject_id, cohort_start_date, cohort_end_date) to Parquet."""
+    """Write the cohort's rows (subject_id, cohort_start_date, cohort_end_date) to Parquet.
+
+    Row-level data: the controlled tier only (SECURITY.md); the export is audited."""
     from cohort.engine import run
+    from cohort.governance import record_action
     from workbench import catalog
 
     try:
         d = _definition(definition)
         with catalog.open(release) as cat:
             res = run(d, cat)
+            _ = res.members     # the controlled tier only (else AccessDenied, exit 1)
+            record_action("export.members", res, cat=cat, detail={"file": str(out.resolve())})
     except WorkbenchError as e:
         _fail(e)
     from workbench.atomic import writing
@@ -540,6 +548,68 @@ def rerun_command(
         typer.echo(line)
     typer.echo(f"({report.seconds:.0f} s on release {report.release})", err=True)
     raise typer.Exit(0 if report.passed else 1)
+
+
+@audit_app.command("verify")
+def audit_verify(
+    path: Path | None = typer.Argument(None, help="Audit log (default: where this session "
+                                       "writes: $WORKBENCH_AUDIT, the project, or ~/.local)."),
+    anchor: str | None = typer.Option(None, "--anchor", help="A record hash noted earlier "
+                                      "(e.g. a head printed by an earlier verify); it must "
+                                      "still be in the log."),
+    head_file: bool = typer.Option(True, "--head-file/--no-head-file", help="Check the log "
+                                   "against its .head file (catches records deleted from "
+                                   "the end)."),
+) -> None:
+    """Check the hash chain: any edited, deleted, inserted or moved record is found and
+    the first bad line named (exit code 1); prints the head hash to anchor elsewhere."""
+    from workbench import audit
+
+    try:
+        verdict = audit.verify(path or audit.audit_path(_session()), anchor=anchor,
+                               head_file=head_file)
+    except WorkbenchError as e:
+        _fail(e)
+    typer.echo(str(verdict), err=not verdict.ok)
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+@audit_app.command("show")
+def audit_show(
+    path: Path | None = typer.Argument(None, help="Audit log (default as for verify)."),
+    last: int = typer.Option(20, "--last", "-n", help="Show the last N records (0: all)."),
+    action: str | None = typer.Option(None, "--action", help="Only this action (prefix)."),
+    user: str | None = typer.Option(None, "--user", help="Only this user."),
+    as_json: bool = typer.Option(False, "--json", help="Print the records as JSON lines."),
+) -> None:
+    """List audit records: time, user, tier, action, release, definition, sizes."""
+    from workbench import audit
+
+    try:
+        path = path or audit.audit_path(_session())
+        if not path.is_file():
+            raise UsageError(f"no audit log at {path}")
+        records = audit.read(path)
+    except WorkbenchError as e:
+        _fail(e)
+    records = [r for r in records if (action is None or str(r.get("action", "")).startswith(
+        action)) and (user is None or r.get("user") == user)]
+    for r in records[-last:] if last > 0 else records:
+        if as_json:
+            typer.echo(json.dumps(r, ensure_ascii=False))
+        elif "damaged" in r:
+            typer.echo(f"{r['seq']:>6}  DAMAGED LINE: {r['damaged']}")
+        else:
+            sizes = " ".join(f"{k}={v}" for k, v in (r.get("sizes") or {}).items())
+            typer.echo(f"{r.get('seq'):>6}  {r.get('time')}  {r.get('user')} "
+                       f"({r.get('tier')})  {r.get('action')}  release {r.get('release')}  "
+                       f"def {r.get('definition')}  {sizes}")
+
+
+def _session():
+    from workbench import access
+
+    return access.current()
 
 
 @app.command()

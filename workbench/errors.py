@@ -26,6 +26,26 @@ class ReleaseError(WorkbenchError):
     """A release on disk does not match its manifest (missing file, checksum, schema)."""
 
 
+class AccessDenied(WorkbenchError):
+    """The session's access tier (or its project's grants) does not allow what was asked.
+
+    The message names what was asked, the tier it needs and the session's tier; the hint
+    says what to do. ``path`` is the JSON path in a definition, when one is to blame.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, path: str = "") -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}" if path else message, hint=hint)
+
+
+class ProjectError(UsageError):
+    """A project file that cannot be used (names the file, the field and what is wrong)."""
+
+
+class AuditError(WorkbenchError):
+    """The audit trail cannot be written (the action it would record is refused)."""
+
+
 class EnvironmentProblem(WorkbenchError):
     """Something the machine lacks (Java, memory, a package)."""
 

@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 
 from cohort.builder import cohort, condition, drug
 from cohort.engine import run
-from workbench import catalog
+from workbench import access, catalog
 from workbench.errors import ReleaseError, UsageError
 from workbench.omop_load import LOADABLE, load_omop, table_of
 from workbench.schema import TABLES, table_file
@@ -160,8 +160,10 @@ def test_tables_equal_the_source(synthetic: Path, loaded: tuple[Path, dict],
 def test_the_loaded_release_opens_and_gives_the_same_cohort(synthetic: Path,
                                                              loaded: tuple[Path, dict]) -> None:
     """...but for withdrawn persons: OMOP has no consent table, so the loaded release
-    keeps them (and its manifest warns)."""
-    with catalog.open(synthetic) as a, catalog.open(loaded[0]) as b:
+    keeps them (and its manifest warns). An OMOP load is not marked synthetic, so the
+    default session there is public: members need a controlled session."""
+    with (access.Session("test", "controlled"), catalog.open(synthetic) as a,
+          catalog.open(loaded[0]) as b):
         want, got = run(T2D_METFORMIN, a).members, run(T2D_METFORMIN, b).members
         withdrawn = a.sql("select person_id from consent where withdrawal_date is not null"
                           ).pl()["person_id"]
