@@ -12,7 +12,7 @@ import nbformat
 import polars as pl
 import pysam
 import pytest
-from _nbrun import NOTEBOOKS
+from _nbrun import NOTEBOOKS, check_rerun
 from reference.polars_cohort import evaluate
 
 from cohort.io import load
@@ -92,3 +92,9 @@ def test_manhattan_and_qq_are_shown_and_the_notebook_stays_small(published):
     assert [re.search(r": (Manhattan|QQ)\b", t).group(1) for t in titles] == \
         ["Manhattan", "QQ", "Manhattan", "QQ"]
     assert path.stat().st_size < 3_000_000
+
+
+def test_rerun_passes_and_names_an_altered_number_or_release(published, default_release,
+                                                            tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_HAIL_MEMORY", "3g")
+    check_rerun(published[0], default_release, tmp_path)
