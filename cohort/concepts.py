@@ -123,8 +123,9 @@ def search(cat: Catalog, text: str, *, vocabulary: str | None = None, limit: int
     q = """
         select c.concept_id, c.vocabulary_id, c.concept_code, c.concept_name,
                c.concept_name_ko, c.concept_class_id, c.standard_concept,
-               (select count(*) - 1 from concept_ancestor a
-                 where a.ancestor_concept_id = c.concept_id) as descendants,
+               (select count(*) from concept_ancestor a
+                 where a.ancestor_concept_id = c.concept_id
+                   and a.descendant_concept_id <> c.concept_id) as descendants,
                starts_with(lower(c.concept_code), lower($text)) as code_match
         from concept c
         where (starts_with(lower(c.concept_code), lower($text))

@@ -437,6 +437,10 @@ def test_search_matches_codes_english_and_korean_with_hierarchy(cat):
     line = s.results.options[0][0]
     assert "Type 2 diabetes mellitus" in line and "2형 당뇨병" in line
     assert "3 descendants" in line and "under IV › E10-E14" in line
+    s.vocabulary.value = "KCD7"          # source codes: no hierarchy rows, no count shown
+    assert s.rows["descendants"].min() == 0
+    assert not any("descendant" in label for label, _ in s.results.options)
+    s.vocabulary.value = None
     s.text.value = "당뇨"
     assert "E11" in s.rows["concept_code"].to_list() or not s.next_button.disabled
     s.text.value = "diabetes"
