@@ -20,7 +20,7 @@ from typing import Literal
 import polars as pl
 import pyarrow as pa
 
-from cohort import governance
+from cohort import disclosure, governance
 from cohort import model as m
 from cohort.compile import Compiled, compile_definition
 from cohort.concepts import resolve
@@ -43,18 +43,23 @@ class CohortResult:
     step_persons: list[int]
     policy: SmallCellPolicy = field(default_factory=SmallCellPolicy)
     release_kind: str | None = None      # the manifest's "kind" (synthetic: default tier)
+    withheld: str | None = None          # why count and attrition are withheld (differencing)
     _audited: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
     def count(self) -> Cell:
-        """Persons in the cohort (suppressed if 1..k-1)."""
+        """Persons in the cohort (suppressed if 1..k-1, or withheld: :mod:`cohort.disclosure`)."""
+        if self.withheld:
+            return Suppressed(self.policy.threshold, complementary=True)
         return self.policy.count(self._members["subject_id"].n_unique())
 
     @property
     def attrition(self) -> pl.DataFrame:
         """rule, persons remaining, persons lost; suppressed cells are null with
         ``suppressed`` true and shown as text in ``persons_shown``/``lost_shown``."""
-        cells = [self.policy.count(n) for n in self.step_persons]
+        cells: list[Cell] = [self.policy.count(n) for n in self.step_persons]
+        if self.withheld:    # every step: a step count could give the difference back
+            cells = [Suppressed(self.policy.threshold, complementary=True) for _ in cells]
         lost = [None] + [a - b for a, b in zip(self.step_persons, self.step_persons[1:],
                                                strict=False)]
         lost_cells = [None if v is None else self.policy.count(v) for v in lost]
@@ -129,8 +134,11 @@ def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,
         members, persons = split_result(cat.sql(compiled.sql("duckdb")).pl())
         steps = compiled.steps
         _RESULTS[key] = (members, persons, steps)
-    result = CohortResult(definition, cat.release_id, steps, members, persons,
-                          policy or SmallCellPolicy(), cat.manifest.get("kind"))
+    policy = policy or SmallCellPolicy()
+    withheld = disclosure.screen(cat, key[1], members["subject_id"].unique().to_numpy(),
+                                 policy.threshold)
+    result = CohortResult(definition, cat.release_id, steps, members, persons, policy,
+                          cat.manifest.get("kind"), withheld)
     governance.audit_run(result, cat)
     return result
 
