@@ -39,11 +39,13 @@ from plotly.offline import get_plotlyjs
 
 from cohort import model as m
 from cohort.engine import run
+from cohort.governance import cell
 from cohort.privacy import SmallCellPolicy
 from genomics.assoc import GwasResult, Test, gwas
 from genomics.link import Linked, link
 from genomics.phenotypes import Model, Phenotypes
 from genomics.qc import QCParams, QCResult, pca, pca_scatter, run_qc
+from workbench import access, audit
 from workbench.catalog import Catalog
 from workbench.errors import GenotypeInputError, UsageError
 
@@ -101,9 +103,11 @@ def run_gwas_traits(definition: m.Cohort | m.CohortSet, cat: Catalog,
                     warn: Say | None = None) -> list[Study]:
     """Several GWAS of one cohort sharing the link, QC and PCA (which depend only on the
     cohort's samples): one :class:`Study` per trait, each as :func:`run_gwas` gives it.
-    At most one trait may be binary (its cases are the linked ``case`` field)."""
+    At most one trait may be binary (its cases are the linked ``case`` field).
+    The controlled tier only (:mod:`workbench.access`); each GWAS is audited."""
     from genomics.store import release_genotypes
 
+    access.require("controlled", "a GWAS on the release's genomes", catalog=cat)
     say = progress or (lambda _msg: None)
     policy = policy or SmallCellPolicy()
     binary = [t for t in traits if t.cases is not None]
@@ -136,10 +140,18 @@ def run_gwas_traits(definition: m.Cohort | m.CohortSet, cat: Catalog,
                      "left out")
     _warn_all(notes, say, warn)
     prepared = _prepare(linked.mt, pcs=pcs, qc_params=qc_params, say=say)
-    return [_associate(prepared, trait="case" if t.cases is not None else t.trait,
-                       covariates=covariates, logistic=t.cases is not None, test=test,
-                       out=t.out, policy=policy, say=say, notes=notes, linked=linked)
-            for t in traits]
+    studies = [_associate(prepared, trait="case" if t.cases is not None else t.trait,
+                          covariates=covariates, logistic=t.cases is not None, test=test,
+                          out=t.out, policy=policy, say=say, notes=notes, linked=linked)
+               for t in traits]
+    for t, s in zip(traits, studies, strict=True):
+        audit.record("genomics.gwas", release=cat.manifest, definition=definition,
+                     project=cat.project, tables=["consent", "sample_link"], sizes={
+                         "samples": cell(policy, s.result.n_samples),
+                         "variants": s.result.results.height},
+                     detail={"trait": t.trait[:200], "cases": t.cases.content_hash()
+                             if t.cases is not None else None, "out": str(s.out)[:400]})
+    return studies
 
 
 def run_gwas_on_files(*, phenotypes: Path | str, sample_column: str, trait: str,

@@ -15,7 +15,8 @@ without ``hash``).
 Writing (:func:`record`): the file is opened with ``O_APPEND``, locked with ``flock``
 (so processes appending at once take turns), its last record read for ``seq`` and
 ``prev``, the line written with one ``write`` and ``fsync``'d; then ``<log>.head``
-({"records": n, "hash": h}) is replaced atomically. A record that cannot be written raises
+({"records": n, "hash": h}) is replaced (renamed into place; it may lag the log after a
+machine crash, never lead it). A record that cannot be written raises
 :class:`~workbench.errors.AuditError` and the action it records fails with it.
 
 Where the log is: ``$WORKBENCH_AUDIT`` (a file, or a folder to hold ``audit.jsonl``); else
@@ -204,17 +205,18 @@ def _last_line(fd: int, path: Path) -> bytes | None:
 
 
 def _write_head(path: Path, records: int, last: str, *, new: bool) -> None:
+    """Replace the head file (not fsync'd: after a machine crash it may lag the log by the
+    records written last, which verify accepts). A new log's directory entry is synced."""
     head, tmp = head_path(path), path.with_name(path.name + ".head.tmp")
     with open(tmp, "wb") as f:
         f.write(canonical({"records": records, "hash": last}) + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
     os.replace(tmp, head)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)    # the rename (and a new log's entry) survive a crash
-    finally:
-        os.close(dfd)
+    if new:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 # --- reading and verifying ----------------------------------------------------------------

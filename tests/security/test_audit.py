@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import types
@@ -50,27 +51,41 @@ class _FakeMT:
         return self
 
 
-@pytest.fixture
-def trail(tiny_release, audit_log, tmp_path, monkeypatch) -> Path:
+@pytest.fixture(scope="module")
+def recorded(tiny_release, tmp_path_factory) -> Path:
     """A log with a record of each kind of action on a cohort (and a refusal)."""
-    with Session("kim", "controlled"), catalog.open(tiny_release) as cat:
-        res = run(HTN, cat)
-        res.members        # noqa: B018
-        res.members        # noqa: B018   (recorded once per result)
-        res.to_table()
-        table1(res, cat, top=2)
-        age_sex(res, cat)
-        distribution(res, cat, "bmi")
-        build_dataset(cat, res, {"person": ["person_id"], "drugs": None})
-        run(TINY, cat)
-    with (Session("lee", "public"), catalog.open(tiny_release) as cat,
-          pytest.raises(AccessDenied)):
-        compare(res, res, cat)
-    path = io.save(HTN, tmp_path / "htn.json")
-    monkeypatch.setenv("WORKBENCH_TIER", "controlled")
-    got = CliRunner().invoke(app, ["cohort", "members", str(path), "--release",
-                                   str(tiny_release), "-o", str(tmp_path / "m.parquet")])
-    assert got.exit_code == 0, got.output
+    folder = tmp_path_factory.mktemp("trail")
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("WORKBENCH_USER", "WORKBENCH_TIER", "WORKBENCH_PROJECT"):
+            mp.delenv(var, raising=False)
+        mp.setenv("WORKBENCH_AUDIT", str(folder / "audit.jsonl"))
+        with Session("kim", "controlled"), catalog.open(tiny_release) as cat:
+            res = run(HTN, cat)
+            res.members        # noqa: B018
+            res.members        # noqa: B018   (recorded once per result)
+            res.to_table()
+            table1(res, cat, top=2)
+            age_sex(res, cat)
+            distribution(res, cat, "bmi")
+            build_dataset(cat, res, {"person": ["person_id"], "drugs": None})
+            run(TINY, cat)
+        with (Session("lee", "public"), catalog.open(tiny_release) as cat,
+              pytest.raises(AccessDenied)):
+            compare(res, res, cat)
+        path = io.save(HTN, folder / "htn.json")
+        mp.setenv("WORKBENCH_TIER", "controlled")
+        got = CliRunner().invoke(app, ["cohort", "members", str(path), "--release",
+                                       str(tiny_release), "-o", str(folder / "m.parquet")])
+        assert got.exit_code == 0, got.output
+    return folder / "audit.jsonl"
+
+
+@pytest.fixture
+def trail(recorded, audit_log) -> Path:
+    """A fresh copy of the recorded log (and its head file) for one test to tamper with."""
+    audit_log.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(recorded, audit_log)
+    shutil.copy(audit.head_path(recorded), audit.head_path(audit_log))
     return audit_log
 
 
