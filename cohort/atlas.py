@@ -778,15 +778,12 @@ def load_any(path: Path | str) -> m.Cohort | m.CohortSet:
     ('deaths', 'death')
     """
     p = Path(path)
-    if not p.is_file():
-        raise DefinitionError(f"definition file {p} does not exist")
-    text = p.read_text(encoding="utf-8")
+    data = io.parse_json(io.read_definition_bytes(p), source=p.name)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DefinitionError(f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
-                              path="(file)") from None
-    if is_atlas(data):
-        expr, wrapper = _unwrap(data)
-        return from_atlas(data, name=wrapper.get("name") or expr.get("Title") or p.stem)
-    return io.from_data(data)
+        if is_atlas(data):
+            expr, wrapper = _unwrap(data)
+            return from_atlas(data, name=wrapper.get("name") or expr.get("Title") or p.stem)
+        return io.from_data(data)
+    except RecursionError:
+        raise DefinitionError("the definition nests groups or cohorts too deeply",
+                              path="(top level)") from None

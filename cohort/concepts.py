@@ -45,13 +45,13 @@ class Resolved:
 def _base_ids(cat: Catalog, item: ConceptItem, path: str) -> pl.DataFrame:
     if item.concept_id is not None:
         q = "select concept_id, concept_code from concept where concept_id = ?"
-        df = cat.sql(q, [item.concept_id]).pl()
+        df = cat.frame(q, [item.concept_id])
         what = f"concept_id {item.concept_id}"
     else:
         q = ("select concept_id, concept_code from concept "
              "where vocabulary_id = ? and concept_code = ?")
-        df = cat.sql(q, [item.vocabulary, item.code]).pl()
-        what = f"{item.vocabulary} code {item.code!r}"
+        df = cat.frame(q, [item.vocabulary, item.code])
+        what = f"{item.vocabulary!s:.80} code {item.code!r:.80}"
     if df.is_empty():
         raise DefinitionError(f"unknown concept: {what} is not in the release's vocabulary",
                               path=path, hint="find codes with `cohort.concepts.search`")
@@ -72,17 +72,17 @@ def _expand(cat: Catalog, item: ConceptItem, path: str) -> pl.DataFrame:
     parts = [pl.DataFrame({"concept_id": [cid], "via": [f"{code} (itself)"]})]
     if item.include_descendants:
         _need_vocabulary(cat, "concept_ancestor", "descendants", "include_descendants", path)
-        d = cat.sql("select descendant_concept_id as concept_id from concept_ancestor "
-                    "where ancestor_concept_id = ? and descendant_concept_id <> ?",
-                    [cid, cid]).pl()
+        d = cat.frame("select descendant_concept_id as concept_id from concept_ancestor "
+                      "where ancestor_concept_id = ? and descendant_concept_id <> ?",
+                      [cid, cid])
         parts.append(d.with_columns(via=pl.lit(f"descendant of {code}")))
     frame = pl.concat([p.cast({"concept_id": pl.Int64}) for p in parts])
     if item.include_mapped:
         _need_vocabulary(cat, "concept_relationship", "mapped codes", "include_mapped", path)
         ids = frame["concept_id"].to_list()
-        m = cat.sql("select distinct concept_id_1 as concept_id from concept_relationship "
-                    "where relationship_id = 'Maps to' and concept_id_1 <> concept_id_2 "
-                    "and list_contains(?, concept_id_2)", [ids]).pl()
+        m = cat.frame("select distinct concept_id_1 as concept_id from concept_relationship "
+                      "where relationship_id = 'Maps to' and concept_id_1 <> concept_id_2 "
+                      "and list_contains(?, concept_id_2)", [ids])
         frame = pl.concat([frame, m.cast({"concept_id": pl.Int64}).with_columns(
             via=pl.lit(f"maps to {code} or a descendant"))])
     return frame
@@ -103,9 +103,9 @@ def resolve(cat: Catalog, concept_set: ConceptSet, *, path: str = "concepts") ->
     inc = pl.concat(include).unique("concept_id", keep="first", maintain_order=True)
     if exclude:
         inc = inc.join(pl.concat(exclude).select("concept_id"), on="concept_id", how="anti")
-    info = cat.sql("select concept_id, vocabulary_id, concept_code, concept_name, "
-                   "concept_name_ko, standard_concept from concept "
-                   "where list_contains(?, concept_id)", [inc["concept_id"].to_list()]).pl()
+    info = cat.frame("select concept_id, vocabulary_id, concept_code, concept_name, "
+                     "concept_name_ko, standard_concept from concept "
+                     "where list_contains(?, concept_id)", [inc["concept_id"].to_list()])
     frame = inc.join(info, on="concept_id", how="left").sort("concept_id")
     std = frame.filter(pl.col("standard_concept") == "S")["concept_id"].to_list()
     src = frame.filter(pl.col("standard_concept").is_null())["concept_id"].to_list()
@@ -134,5 +134,5 @@ def search(cat: Catalog, text: str, *, vocabulary: str | None = None, limit: int
           and ($vocab is null or c.vocabulary_id = $vocab)
         order by code_match desc, c.concept_code
         limit $limit offset $offset"""
-    return cat.sql(q, {"text": text, "vocab": vocabulary, "limit": limit,
-                       "offset": offset}).pl().drop("code_match")
+    return cat.frame(q, {"text": text, "vocab": vocabulary, "limit": limit,
+                         "offset": offset}).drop("code_match")

@@ -131,7 +131,7 @@ def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,
         members, persons, steps = _RESULTS[key]
     else:
         compiled = compile_for(definition, cat)
-        members, persons = split_result(cat.sql(compiled.sql("duckdb")).pl())
+        members, persons = split_result(cat.frame(compiled.sql("duckdb")))
         steps = compiled.steps
         _RESULTS[key] = (members, persons, steps)
     policy = policy or SmallCellPolicy()

@@ -7,7 +7,7 @@ window relative to the index, an occurrence count) and nested groups.
 
 Windows are in days relative to the index date, **inclusive at both ends**; ``None``
 means unbounded. ``Window(start=-365, end=0)`` is "in the year up to and including the
-index day".
+index day". Day counts lie within ``MAX_DAYS`` (100,000, about 273 years) either way.
 
 >>> c = Cohort(name="t2d", entry=Entry(criteria=[ConditionCriterion(
 ...     concepts=ConceptSet(name="T2D", items=[ConceptItem(vocabulary="KCD8", code="E11")]))]))
@@ -25,10 +25,15 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = "1.0"
+MAX_DAYS = 100_000   # about 273 years: any real window, and date arithmetic every engine does
+Days = Annotated[int, Field(ge=-MAX_DAYS, le=MAX_DAYS)]
+Span = Annotated[int, Field(ge=0, le=MAX_DAYS)]   # a non-negative number of days
+ConceptId = Annotated[int, Field(ge=0, le=2**63 - 1)]   # OMOP concept ids are BIGINT
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # NaN and infinities are not values a range can hold (JSON's NaN/Infinity included)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Range(_Model):
@@ -50,8 +55,8 @@ class Window(_Model):
     ``anchor`` picks the index start or end date as day 0.
     """
 
-    start: int | None = None
-    end: int | None = None
+    start: Days | None = None
+    end: Days | None = None
     anchor: Literal["index_start", "index_end"] = "index_start"
 
     @model_validator(mode="after")
@@ -74,7 +79,7 @@ class ConceptItem(_Model):
 
     vocabulary: str | None = None
     code: str | None = None
-    concept_id: int | None = None
+    concept_id: ConceptId | None = None
     include_descendants: bool = True
     exclude: bool = False
     include_mapped: bool = False
@@ -385,8 +390,8 @@ class Entry(_Model):
 
     criteria: list[EventCriterion] = Field(min_length=1)
     limit: Literal["first", "all"] = "first"
-    prior_observation: int = Field(0, ge=0)
-    post_observation: int = Field(0, ge=0)
+    prior_observation: Span = 0
+    post_observation: Span = 0
 
 
 class EndOfObservation(_Model):
@@ -397,7 +402,7 @@ class FixedOffset(_Model):
     """Exit ``days`` after the index start (or end), capped at the end of observation."""
 
     kind: Literal["fixed_offset"] = "fixed_offset"
-    days: int = Field(ge=0)
+    days: Span
     anchor: Literal["index_start", "index_end"] = "index_start"
 
 
@@ -407,8 +412,8 @@ class DrugExposureEnd(_Model):
 
     kind: Literal["drug_exposure_end"] = "drug_exposure_end"
     concepts: ConceptSet
-    gap_days: int = Field(30, ge=0)
-    offset: int = Field(0, ge=0)
+    gap_days: Span = 30
+    offset: Span = 0
 
 
 Exit = Annotated[EndOfObservation | FixedOffset | DrugExposureEnd, Field(discriminator="kind")]
@@ -426,7 +431,7 @@ class Cohort(_Model):
     exit: Exit = EndOfObservation()
     censoring: list[EventCriterion] = Field(default_factory=list)
     result_limit: Literal["first", "all"] = "all"
-    era_pad_days: int = Field(0, ge=0)
+    era_pad_days: Span = 0
 
     def content_hash(self) -> str:
         """Stable hash of the definition's meaning-bearing content (not name/description).

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from cohort.model import normalise_contig
+from workbench.atomic import fsync_tree, remove_dead_temps, temp_name
 from workbench.catalog import Catalog, carrier_table_path
 from workbench.errors import ReleaseError
 
@@ -93,8 +94,9 @@ def build_carriers(cat: Catalog, *, refresh: bool = False,
 
     say = progress or (lambda msg: None)
     path.parent.mkdir(parents=True, exist_ok=True)
-    stem = f".{path.stem}.{os.getpid()}"
-    parts, tmp = path.with_name(stem + ".spark"), path.with_name(stem + ".tmp.parquet")
+    remove_dead_temps(path)    # what builds killed before this one left
+    stem = temp_name(path)
+    parts, tmp = path.with_name(stem + "spark"), path.with_name(stem + "tmp.parquet")
     t0 = time.perf_counter()
     try:
         mt = release_genotypes(cat)
@@ -109,6 +111,7 @@ def build_carriers(cat: Catalog, *, refresh: bool = False,
                             pl.col("position").cast(pl.Int32), pl.col("n_alt").cast(pl.Int8))
          .select("sample_id", "contig", "position", "ref", "alt", "n_alt")
          .sort(*SORT).sink_parquet(tmp))
+        fsync_tree(tmp)
         os.replace(tmp, path)
     finally:
         shutil.rmtree(parts, ignore_errors=True)

@@ -3,7 +3,9 @@
 A MatrixTable is written once per (input checksums, import parameters, store version)
 under ``$WORKBENCH_CACHE/genomics`` and read back on every later run: importing text VCF
 is the slow part of any Hail pipeline. The write goes to a temp directory renamed into
-place, so a killed import never leaves a half-written MatrixTable that looks complete.
+place, so a killed import never leaves a half-written MatrixTable that looks complete;
+a killed ``refresh`` keeps the previous one, and the next import deletes the dead one's
+temp directory. Two processes importing the same file at once both get a whole one.
 
 Only the genotype call (GT) is kept as an entry field; GWAS and QC need nothing else, and
 fewer entry fields mean smaller, faster MatrixTables.
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from genomics.vcf_check import check_plink, check_vcf, is_bgzf
+from workbench.atomic import fsync_tree, recover_dir, replace_dir, temp_name
 from workbench.catalog import Catalog, cache_dir
 from workbench.errors import GenotypeInputError, UsageError
 from workbench.manifest import sha256_file
@@ -163,26 +166,42 @@ def _cached(key: str, build, *, describe: dict[str, Any], refresh: bool,
     import hail as hl
 
     final = store_dir() / f"{key}.mt"
-    if refresh and final.exists():
-        shutil.rmtree(final)
-    if not (final / "_SUCCESS").exists():
+    recover_dir(final)       # what imports killed before this one left
+    if refresh or not _complete(final):
         if precheck is not None:
             precheck()
-        tmp = store_dir() / f".{key}.{os.getpid()}.writing.mt"
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = store_dir() / f"{temp_name(final)}writing.mt"
         try:
             try:
                 build().write(str(tmp), overwrite=True)
             except _hail_errors() as e:
                 raise hail_import_error(e, source) from e
             (tmp / "workbench.json").write_text(json.dumps(describe, indent=2))
-            if final.exists():       # a stale, incomplete one
-                shutil.rmtree(final)
-            os.rename(tmp, final)
-        except BaseException:
+            _put_in_place(tmp, final, replace=refresh)
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return hl.read_matrix_table(str(final))
+
+
+def _complete(mt: Path) -> bool:
+    """A MatrixTable directory that Hail finished writing and this store finished moving
+    in (a partial one lacks Hail's ``_SUCCESS`` or the store's ``workbench.json``)."""
+    return (mt / "_SUCCESS").is_file() and (mt / "workbench.json").is_file()
+
+
+def _put_in_place(tmp: Path, final: Path, *, replace: bool) -> None:
+    """Rename the written MatrixTable to ``final``. An incomplete ``final`` (or any, with
+    ``replace``) is exchanged for it; a complete one that another process put there in
+    the meantime is kept (it may be in use), and ours is dropped."""
+    if final.exists() and (replace or not _complete(final)):
+        replace_dir(tmp, final)
+        return
+    try:
+        fsync_tree(tmp)
+        os.rename(tmp, final)
+    except OSError:
+        if not _complete(final):     # not the race with another import: a real failure
+            raise
 
 
 def _hail_errors() -> tuple[type[BaseException], ...]:

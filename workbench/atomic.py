@@ -69,15 +69,23 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_file(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_tree(root: Path) -> None:
-    """Flush every file and directory under ``root`` to disk (before renaming it in)."""
+    """Flush a file, or every file and directory under ``root``, to disk (before renaming
+    it in)."""
+    if root.is_file():
+        _fsync_file(root)
+        return
     for dirpath, _dirs, files in os.walk(root):
         for name in files:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_file(os.path.join(dirpath, name))
         fsync_dir(Path(dirpath))
 
 

@@ -19,11 +19,13 @@ cache so later opens are instant.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -39,6 +41,8 @@ from workbench.manifest import MANIFEST, read_manifest, sha256_file
 from workbench.schema import GENOTYPE_VCF, SCHEMA_VERSION, TABLES
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from workbench.project import Project
 
 Verify = Literal["cached", "full", "none"]
@@ -87,6 +91,56 @@ class Catalog:
 
     def has(self, table: str) -> bool:
         return table in self.tables or table in self.derived
+
+    def frame(self, query: str, params: Any = None) -> pl.DataFrame:
+        """A query's result as a Polars frame; a damaged release file is a ReleaseError
+        naming it (see :meth:`reading`)."""
+        with self.reading():
+            return self.sql(query, params).pl()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """DuckDB's failure to read one of the release's files (damaged after ``open``
+        verified it, or opened with ``verify="none"``) as a ReleaseError naming the file.
+
+        >>> import tempfile, pathlib
+        >>> from workbench.synth.build import build_release
+        >>> rel = pathlib.Path(tempfile.mkdtemp()) / "r"
+        >>> _ = build_release(rel, persons=100, genotyped=0, variants=0, seed=3, progress=False)
+        >>> cat = open(rel)
+        >>> _ = (rel / "clinical" / "person.parquet").write_bytes(b"PAR1 no longer")
+        >>> try:
+        ...     with cat.reading():
+        ...         cat.scalar("select count(*) from person")
+        ... except ReleaseError as e:
+        ...     print(e.message[:60])
+        release file clinical/person.parquet cannot be read: Invalid
+        """
+        try:
+            yield
+        except duckdb.Error as e:
+            text = str(e)
+            root = str(self.path) + os.sep
+            named = [f[len(root):] for f in re.findall(r"""["']([^"']+)["']""", text)
+                     if f.startswith(root)]
+            # DuckDB does not always say which file ("Corrupted file?"): the ones that
+            # differ from the manifest are the suspects (hashed only on this error path)
+            files = named[:1] or self.changed_files()
+            if not files:
+                raise
+            raise ReleaseError(
+                f"release file {', '.join(files)} cannot be read: "
+                f"{text.splitlines()[0][:300]}",
+                hint="the file is damaged or changed since the release was built; "
+                     "`workbench release info` checks every file against the manifest; "
+                     "restore or rebuild the release") from e
+
+    def changed_files(self) -> builtins.list[str]:
+        """The release's files (relative paths) whose sha256 is not the manifest's."""
+        want = {e["path"]: e["sha256"] for e in self.manifest["tables"].values()}
+        want |= {rel: e["sha256"] for rel, e in self.manifest.get("files", {}).items()}
+        return [rel for rel, sha in want.items() if not (self.path / rel).is_file()
+                or sha256_file(self.path / rel) != sha]
 
     def file(self, rel: str) -> Path:
         """Absolute path of a non-table file listed in the manifest (e.g. the VCF)."""
@@ -272,6 +326,9 @@ def load_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
+_RELEASE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
 def _check_manifest_shape(path: Path, manifest: Any) -> None:
     """Structure of manifest.json, each problem named by its JSON path."""
     def bad(where: str, what: str) -> ReleaseError:
@@ -283,6 +340,11 @@ def _check_manifest_shape(path: Path, manifest: Any) -> None:
     for key in ("release_id", "schema_version", "tables"):
         if key not in manifest:
             raise bad("the top level", f"lacks the key {key!r}")
+    rid = manifest["release_id"]
+    if not isinstance(rid, str) or not _RELEASE_ID.fullmatch(rid):
+        # it names cache files and a PostgreSQL schema: nothing else may ride in on it
+        raise bad("release_id", f"{str(rid)[:80]!r} is not a release id (letters, digits, "
+                                "'.', '_', '-'; at most 100)")
     for key in ("tables", "files"):
         if key in manifest and not isinstance(manifest[key], dict):
             raise bad(key, f"is a {type(manifest[key]).__name__}, expected an object")
