@@ -48,27 +48,35 @@ class CohortResult:
 
     @property
     def count(self) -> Cell:
-        """Persons in the cohort (suppressed if 1..k-1, or withheld: :mod:`cohort.disclosure`)."""
+        """Persons in the cohort: as the attrition's last row shows it (suppressed if
+        1..k-1, hidden if the attrition needs it hidden, or withheld:
+        :mod:`cohort.disclosure`)."""
+        n = self._members["subject_id"].n_unique()
         if self.withheld:
             return Suppressed(self.policy.threshold, complementary=True)
-        return self.policy.count(self._members["subject_id"].n_unique())
+        if self.step_persons and self.step_persons[-1] == n:
+            return self._chain()[0][-1]
+        return self.policy.count(n)
+
+    def _chain(self) -> tuple[list[Cell], list[Cell | None]]:
+        """The attrition's cells through :meth:`SmallCellPolicy.chain` (memoised)."""
+        key = (self.policy, tuple(self.step_persons))
+        if getattr(self, "_chain_memo", (None,))[0] != key:
+            self._chain_memo = (key, self.policy.chain(self.step_persons))
+        return self._chain_memo[1]
 
     @property
     def attrition(self) -> pl.DataFrame:
         """rule, persons remaining, persons lost; suppressed cells are null with
-        ``suppressed`` true and shown as text in ``persons_shown``/``lost_shown``."""
-        cells: list[Cell] = [self.policy.count(n) for n in self.step_persons]
+        ``suppressed`` true and shown as text in ``persons_shown``/``lost_shown``. No
+        hidden small cell can be worked out from the shown ones by subtraction
+        (:meth:`SmallCellPolicy.chain`)."""
         if self.withheld:    # every step: a step count could give the difference back
-            cells = [Suppressed(self.policy.threshold, complementary=True) for _ in cells]
-        lost = [None] + [a - b for a, b in zip(self.step_persons, self.step_persons[1:],
-                                               strict=False)]
-        lost_cells = [None if v is None else self.policy.count(v) for v in lost]
-        if any(isinstance(c, Suppressed) for c in cells):
-            # hiding a remaining-count must also hide the losses next to it
-            lost_cells = [None if v is None else (
-                Suppressed(self.policy.threshold, complementary=True)
-                if isinstance(cells[k], Suppressed) or isinstance(cells[k - 1], Suppressed)
-                else lc) for k, (v, lc) in enumerate(zip(lost, lost_cells, strict=True))]
+            hide = Suppressed(self.policy.threshold, complementary=True)
+            cells: list[Cell] = [hide for _ in self.step_persons]
+            lost_cells: list[Cell | None] = [None] + [hide for _ in self.step_persons[1:]]
+        else:
+            cells, lost_cells = self._chain()
         return pl.DataFrame({
             "step": list(range(len(self.steps))), "rule": self.steps,
             "persons": [None if isinstance(c, Suppressed) else c for c in cells],

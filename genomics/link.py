@@ -72,12 +72,11 @@ class Linked:
 
 
 def loss_report(steps: list[str], persons: list[int], policy: SmallCellPolicy) -> pl.DataFrame:
-    """A table of persons remaining and lost per step, suppressed as a group."""
-    lost = [0] + [a - b for a, b in zip(persons, persons[1:], strict=False)]
-    cells = policy.counts(persons + lost[1:])
-    shown, lost_shown = cells[: len(persons)], ["", *cells[len(persons):]]
+    """A table of persons remaining and lost per step, suppressed as an attrition chain
+    (no hidden small cell can be worked out by subtraction: ``SmallCellPolicy.chain``)."""
+    shown, lost_shown = policy.chain(persons)
     return pl.DataFrame({"step": steps, "persons": [policy.format(c) for c in shown],
-                         "lost": [c if c == "" else policy.format(c) for c in lost_shown]})
+                         "lost": ["" if c is None else policy.format(c) for c in lost_shown]})
 
 
 def members_index(members: pl.DataFrame) -> pl.DataFrame:

@@ -325,15 +325,31 @@ def json_cell(policy: SmallCellPolicy, n: int) -> int | str:
 
 
 def _suppressed_steps(qc: dict[str, Any], policy: SmallCellPolicy) -> dict[str, Any]:
-    """Sample counts are counts of persons: they pass the small-cell policy."""
-    steps = []
-    for s in qc["steps"]:
-        s = dict(s)
-        for k in ("samples", "samples_removed"):
-            if k in s:
-                s[k] = json_cell(policy, int(s[k]))
-        steps.append(s)
+    """Sample counts are counts of persons: the input, each step's removals and the
+    output form an attrition chain (intermediate counts unpublished), suppressed so that
+    no small removal can be worked out from the others (``SmallCellPolicy.chain``)."""
+    steps = [dict(s) for s in qc["steps"]]
+    at = [i for i, s in enumerate(steps) if "samples" in s or "samples_removed" in s]
+    if not at or "samples" not in steps[at[0]]:
+        return {**qc, "steps": steps}
+    persons = [int(steps[at[0]]["samples"])]
+    for i in at[1:]:
+        if "samples_removed" in steps[i]:
+            persons.append(persons[-1] - int(steps[i]["samples_removed"]))
+    cells, lost = policy.chain(persons, unpublished=range(1, len(persons) - 1))
+    k = 0
+    for i in at:
+        s = steps[i]
+        if "samples_removed" in s:
+            k += 1
+            s["samples_removed"] = _json(lost[k])
+        if "samples" in s:
+            s["samples"] = _json(cells[0] if i == at[0] else cells[k])
     return {**qc, "steps": steps}
+
+
+def _json(cell: Any) -> int | str:
+    return cell if isinstance(cell, int) else str(cell)
 
 
 def _report_html(qc: dict[str, Any], figs: dict[str, go.Figure], top: pl.DataFrame) -> str:
