@@ -243,6 +243,13 @@ def members_query(result: CohortResult, cat: Catalog, *, who: str) -> Iterator[_
         raise UsageError(f"{who}: the cohort was run on release {result.release_id}, "
                          f"the catalog is release {cat.release_id}",
                          hint="characterise a cohort with the catalog it was run on")
+    if result.withheld:
+        from cohort.disclosure import Withheld
+
+        raise Withheld(f"{who}: not shown: this cohort {result.withheld}, so its "
+                       "characterisation could give the difference away",
+                       hint="characterise the earlier cohort, or a cohort that differs from "
+                            "every one shown by at least the small-cell threshold")
     cur = cat.connection.cursor()
     try:
         cur.register(_MEMBERS, result._members.select(

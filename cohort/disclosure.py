@@ -37,9 +37,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from cohort.privacy import DEFAULT_THRESHOLD
+from workbench.errors import WorkbenchError
 
 if TYPE_CHECKING:
     from workbench.catalog import Catalog
+
+
+class Withheld(WorkbenchError):
+    """A characterisation of a result whose counts the differencing guard withheld."""
 
 #: Person ids kept in memory per guard before the oldest sets are dropped (int32: 4 bytes
 #: each). A project guard keeps every set on disk as well, with no cap.

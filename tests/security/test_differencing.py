@@ -25,6 +25,8 @@ from reference.polars_cohort import evaluate
 
 from cohort import disclosure
 from cohort.builder import cohort, condition
+from cohort.characterize import table1
+from cohort.charview import age_sex, distribution
 from cohort.engine import clear_cache, run
 from cohort.privacy import SmallCellPolicy, Suppressed
 from workbench import catalog
@@ -108,6 +110,18 @@ def test_attack_in_one_session_is_stopped(small_release, attack):
                 assert isinstance(res.count, int)
                 shown += 1
         assert shown >= 1
+
+
+def test_a_withheld_cohort_cannot_be_characterised(small_release, attack):
+    base, variants = attack
+    code = next(c for c, (_, diff) in variants.items() if 1 <= diff < K)
+    with Session("describer", "registered"), catalog.open(small_release) as cat:
+        assert table1(run(base, cat), cat).frame.height > 0
+        res = run(variants[code][0], cat)
+        for make in (lambda: table1(res, cat), lambda: age_sex(res, cat),
+                     lambda: distribution(res, cat, "bmi")):
+            with pytest.raises(disclosure.Withheld, match="not shown: this cohort differs"):
+                make()
 
 
 def test_asking_again_is_still_withheld_and_counts_are_unchanged(small_release, attack):
