@@ -79,6 +79,29 @@ def release_load_omop(
                f"({len(m['tables'])} tables, vocabulary: {m['vocabulary']})")
 
 
+@release_app.command("load-fhir")
+def release_load_fhir(
+    source: Path = typer.Argument(..., help="FHIR NDJSON or Bundle JSON file, or a directory "
+                                            "of them (searched recursively)."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the release to."),
+    force: bool = typer.Option(False, "--force", help="Replace the release at --out."),
+) -> None:
+    """Load FHIR R4 (KR Core) resources into a release; rejected resources are reported
+    (OUT/load_report.txt and .json), never silently dropped."""
+    from workbench.fhir.load import REPORT_TEXT, load_fhir
+
+    try:
+        m = load_fhir(source, out, force=force, progress=sys.stderr.isatty())
+    except WorkbenchError as e:
+        _fail(e)
+    c = m["load"]
+    typer.echo(f"release {m['release_id']} written to {out}: {c['loaded']:,} of "
+               f"{c['resources_read']:,} resources loaded, {c['rejected']:,} rejected, "
+               f"{c['skipped']:,} skipped, {c['unmapped_codes']:,} unmapped codes")
+    if c["rejected"] or c["skipped"] or c["unmapped_codes"]:
+        typer.echo(f"report: {out / REPORT_TEXT}", err=True)
+
+
 @release_app.command("info")
 def release_info(
     release: Path = typer.Argument(..., help="Release directory."),

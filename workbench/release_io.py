@@ -102,8 +102,13 @@ def cluster_file(name: str, path: Path, *, spill: Path, memory_limit: str = "2GB
 
 def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str,
                   vocabulary: bool = True, force: bool = False,
-                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``tables`` as a release at ``out`` and return its manifest."""
+                  extra: Mapping[str, Any] | None = None,
+                  files: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+    """Write ``tables`` as a release at ``out`` and return its manifest.
+
+    ``files`` are other files of the release (relative path -> bytes, e.g. a loader's
+    report): written inside it and listed in the manifest's ``files`` with checksums.
+    """
     out = Path(out)
     if out.parent.is_dir():
         recover_dir(out)   # after a writer killed with SIGKILL (see workbench.atomic)
@@ -126,11 +131,17 @@ def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str
             pq.write_table(table, path, compression="zstd")
             entries[name] = {"path": table_file(name), "domain": table_file(name).split("/")[0],
                              "rows": table.num_rows, "sha256": sha256_file(path)}
+        listed = {}
+        for rel, blob in (files or {}).items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(blob)
+            listed[rel] = {"sha256": sha256_file(path), "bytes": len(blob)}
         manifest: dict[str, Any] = {
             "release_id": "", "version": "1", "schema_version": SCHEMA_VERSION, "kind": kind,
             "created": created_timestamp(),
             "generator": {"name": "workbench.release_io", "version": workbench.__version__},
-            "tables": entries, "files": {}, "truth": None, **(extra or {}),
+            "tables": entries, "files": listed, "truth": None, **(extra or {}),
         }
         manifest["release_id"] = f"{kind}-{content_id(manifest)}"
         write_manifest(tmp, manifest)
