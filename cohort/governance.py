@@ -193,7 +193,7 @@ def gate(tier: Tier, what: str, action: str, result: CohortResult, *,
     the audit trail (unless ``record`` is false) with the result's definition, release,
     the ``tables`` the catalog has, and ``sizes`` (default: the result's)."""
     access.require(tier, what, release=cat.manifest if cat is not None else _release(result),
-                   catalog=cat)
+                   catalog=cat, project=getattr(result, "_project", None))
     if record:
         record_action(action, result, cat=cat, tables=tables, sizes=sizes, detail=detail)
 
@@ -212,7 +212,10 @@ def record_action(action: str, result: CohortResult, *, cat: Catalog | None = No
 
 def audit_run(result: CohortResult, cat: Catalog, *, action: str = "cohort.run",
               detail: Mapping[str, Any] | None = None) -> None:
-    """The audit record of a cohort run: definition, release, tables read, sizes."""
+    """The audit record of a cohort run: definition, release, tables read, sizes. The
+    result also keeps the catalog's project, whose tier cap then applies to its members
+    wherever they are read (see :func:`gate`)."""
+    result._project = getattr(cat, "project", None)  # type: ignore[attr-defined]
     audit.record(action, release=cat.manifest, definition=result.definition,
                  tables=[t for t in tables_read(result.definition) if cat.has(t)], sizes={
                      **result_sizes(result), "steps": len(result.steps)}, detail=detail,

@@ -178,7 +178,11 @@ def project_of(session: Session) -> Project | None:
         return None
     from workbench.project import load_project
 
-    project = load_project(session.project)
+    return check_member(session, load_project(session.project))
+
+
+def check_member(session: Session, project: Project) -> Project:
+    """``project``, if it lists no users or lists the session's; else AccessDenied."""
     if project.users is not None and session.user not in project.users:
         raise AccessDenied(f"{session.describe()} is not a member of project "
                            f"{project.name!r} ({project.file})",
@@ -194,9 +198,10 @@ def effective_tier(session: Session, *projects: Project | None) -> Tier:
 
 
 def require(tier: Tier, what: str, *, release: Mapping[str, Any] | None = None,
-            catalog: Catalog | None = None) -> Session:
-    """The current session if it has ``tier`` (capped by its project and the catalog's);
-    else record the refusal in the audit trail and raise AccessDenied.
+            catalog: Catalog | None = None, project: Project | None = None) -> Session:
+    """The current session if it has ``tier`` (capped by its project, the catalog's and
+    ``project``: the project of the catalog a result came from); else record the refusal
+    in the audit trail and raise AccessDenied.
 
     ``what`` names the action in the message ("cohort members", "Table 1"); ``release``
     (a manifest, or ``{"release_id", "kind"}``) or ``catalog`` picks the default tier.
@@ -212,12 +217,11 @@ def require(tier: Tier, what: str, *, release: Mapping[str, Any] | None = None,
     if release is None and catalog is not None:
         release = catalog.manifest
     session = current(release)
-    project = project_of(session)
-    cat_project = getattr(catalog, "project", None)
-    have = effective_tier(session, project, cat_project)
+    projects = (project_of(session), getattr(catalog, "project", None), project)
+    have = effective_tier(session, *projects)
     if rank(have) >= rank(tier):
         return session
-    capped = [p for p in (project, cat_project) if p is not None and rank(p.tier) < rank(tier)]
+    capped = [p for p in projects if p is not None and rank(p.tier) < rank(tier)]
     if capped:
         hint = (f"project {capped[0].name!r} caps its sessions at {capped[0].tier} "
                 f"({capped[0].file}); ask the data access committee to raise the project's "

@@ -222,11 +222,11 @@ def _project(project: Project | Path | str | None, manifest: dict[str, Any]) -> 
     from workbench import access
     from workbench.project import Project, load_project
 
-    if isinstance(project, Project):
-        return project
-    if project is not None:
-        return load_project(project)
-    return access.project_of(access.current(manifest))
+    session = access.current(manifest)
+    if project is None:
+        return access.project_of(session)
+    grant = project if isinstance(project, Project) else load_project(project)
+    return access.check_member(session, grant)
 
 
 def _open_project(root: Path, manifest: dict[str, Any], tables: builtins.list[str],

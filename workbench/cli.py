@@ -102,6 +102,27 @@ def release_load_fhir(
         typer.echo(f"report: {out / REPORT_TEXT}", err=True)
 
 
+@release_app.command("to-fhir")
+def release_to_fhir_cmd(
+    release: Path = typer.Argument(..., help="Release directory."),
+    out: Path = typer.Option(..., "--out", help="Directory to write the FHIR files to."),
+    bundle_size: int = typer.Option(500, "--bundle-size", help="Persons per Bundle."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier export at --out."),
+) -> None:
+    """Write a release's clinical data as FHIR R4 resources (KR Core style): NDJSON per
+    resource type and collection Bundles per group of persons."""
+    from workbench.fhir.export import release_to_fhir
+
+    try:
+        info = release_to_fhir(release, out, bundle_size=bundle_size, force=force,
+                               progress=sys.stderr.isatty())
+    except WorkbenchError as e:
+        _fail(e)
+    total = sum(info["resources"].values())
+    typer.echo(f"{total:,} resources of {info['persons']:,} persons written to {out} "
+               f"(ndjson/ and bundles/)")
+
+
 @release_app.command("info")
 def release_info(
     release: Path = typer.Argument(..., help="Release directory."),

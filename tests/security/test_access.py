@@ -379,10 +379,25 @@ def test_project_runs_what_it_is_granted_and_withdrawn_persons_stay_out(tiny_rel
         _denied(e.value, "controlled", "registered")
 
 
+def test_a_result_keeps_the_cap_of_the_project_it_was_run_under(tiny_release, project):
+    """A catalog opened with an explicit project, in a session without one: its results'
+    members are capped by the project's tier, wherever they are read."""
+    with Session("kim", "controlled"):
+        with catalog.open(tiny_release, project=project) as c:
+            res = run(HTN, c)
+        with pytest.raises(AccessDenied, match="caps its sessions at registered"):
+            res.members                                 # noqa: B018
+        with catalog.open(tiny_release) as c:
+            assert run(HTN, c).members.height > 0      # the same cohort without the project
+
+
 def test_project_refuses_users_it_does_not_list(tiny_release, project):
     with (Session("mallory", "controlled", project=project),
           pytest.raises(AccessDenied, match="not a member of project 'htn-open-lab'")):
         catalog.open(tiny_release)
+    with (Session("mallory", "controlled"),
+          pytest.raises(AccessDenied, match="not a member of project 'htn-open-lab'")):
+        catalog.open(tiny_release, project=project)
 
 
 def test_project_from_the_environment_and_its_audit_folder(tiny_release, project,
