@@ -298,7 +298,9 @@ def _check_unique(ids: list[str], where: str) -> None:
             dup.append(s)
         seen.add(s)
     if "" in seen:
-        raise GenotypeInputError(f"{where}: a sample id is empty")
+        raise GenotypeInputError(f"{where}: a sample id is empty",
+                                 hint="every sample needs an id; look for two tabs in a row "
+                                      "or a tab at the end of the line")
     if dup:
         raise GenotypeInputError(f"{where}: {len(dup)} duplicate sample id(s), e.g. "
                                  f"{', '.join(dict.fromkeys(dup[:3]))}",
