@@ -84,6 +84,8 @@ def release_load_fhir(
     source: Path = typer.Argument(..., help="FHIR NDJSON or Bundle JSON file, or a directory "
                                             "of them (searched recursively)."),
     out: Path = typer.Option(..., "--out", help="Directory to write the release to."),
+    base: Path | None = typer.Option(None, "--base", help="Release this batch adds to: "
+                                     "--out becomes its next version."),
     force: bool = typer.Option(False, "--force", help="Replace the release at --out."),
 ) -> None:
     """Load FHIR R4 (KR Core) resources into a release; rejected resources are reported
@@ -91,15 +93,53 @@ def release_load_fhir(
     from workbench.fhir.load import REPORT_TEXT, load_fhir
 
     try:
-        m = load_fhir(source, out, force=force, progress=sys.stderr.isatty())
+        m = load_fhir(source, out, force=force, progress=sys.stderr.isatty(), base=base)
     except WorkbenchError as e:
         _fail(e)
-    c = m["load"]
+    c = m["load"] if base is None else m["source"]["load"]
     typer.echo(f"release {m['release_id']} written to {out}: {c['loaded']:,} of "
                f"{c['resources_read']:,} resources loaded, {c['rejected']:,} rejected, "
                f"{c['skipped']:,} skipped, {c['unmapped_codes']:,} unmapped codes")
+    if base is not None:
+        _echo_changes(m)
     if c["rejected"] or c["skipped"] or c["unmapped_codes"]:
         typer.echo(f"report: {out / REPORT_TEXT}", err=True)
+
+
+def _echo_changes(m: dict) -> None:
+    ch = m["changes"]
+    typer.echo(f"version {m['version']} of {m['parent']['release_id']} (version "
+               f"{m['parent']['version']}): {ch['persons_added']:,} persons added, "
+               f"{ch['persons_withdrawn']:,} withdrawn")
+    for name, t in ch["tables"].items():
+        typer.echo(f"  {name:<24}{t['added']:>10,} added {t['replaced']:>8,} replaced "
+                   f"{t['rows_after']:>12,} rows")
+
+
+@release_app.command("load-screening")
+def release_load_screening(
+    files: list[Path] = typer.Argument(..., help="Screening extract CSV file(s) with Korean "
+                                                 "headers (개인일련번호, 검진일자, ...)."),
+    base: Path = typer.Option(..., "--base", help="Release the rows are added to."),
+    out: Path = typer.Option(..., "--out", help="Directory of the new release version."),
+    encoding: str | None = typer.Option(None, help="Text encoding (default: UTF-8, then "
+                                                   "CP949)."),
+    force: bool = typer.Option(False, "--force", help="Replace the release at --out."),
+) -> None:
+    """Add national health-screening extracts to a release as its next version; bad rows
+    are reported with their line numbers (OUT/screening_report.txt)."""
+    from workbench.screening_load import load_screening
+
+    try:
+        m = load_screening(files, base, out, encoding=encoding, force=force)
+    except WorkbenchError as e:
+        _fail(e)
+    c = m["source"]
+    typer.echo(f"release {m['release_id']} written to {out}: {c['loaded']:,} of "
+               f"{c['rows_read']:,} screening rows loaded, {c['rejected']:,} rejected")
+    _echo_changes(m)
+    if c["rejected"]:
+        typer.echo(f"report: {out / 'screening_report.txt'}", err=True)
 
 
 @release_app.command("to-fhir")

@@ -103,11 +103,14 @@ def cluster_file(name: str, path: Path, *, spill: Path, memory_limit: str = "2GB
 def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str,
                   vocabulary: bool = True, force: bool = False,
                   extra: Mapping[str, Any] | None = None,
-                  files: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+                  files: Mapping[str, bytes] | None = None,
+                  link_files: Mapping[str, Path] | None = None) -> dict[str, Any]:
     """Write ``tables`` as a release at ``out`` and return its manifest.
 
     ``files`` are other files of the release (relative path -> bytes, e.g. a loader's
-    report): written inside it and listed in the manifest's ``files`` with checksums.
+    report) and ``link_files`` files taken from elsewhere (relative path -> existing file,
+    hard-linked where possible, else copied: a new version's VCF): both are listed in the
+    manifest's ``files`` with checksums.
     """
     out = Path(out)
     if out.parent.is_dir():
@@ -137,6 +140,14 @@ def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(blob)
             listed[rel] = {"sha256": sha256_file(path), "bytes": len(blob)}
+        for rel, src in (link_files or {}).items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.link(src, path)
+            except OSError:
+                shutil.copy2(src, path)
+            listed[rel] = {"sha256": sha256_file(path), "bytes": path.stat().st_size}
         manifest: dict[str, Any] = {
             "release_id": "", "version": "1", "schema_version": SCHEMA_VERSION, "kind": kind,
             "created": created_timestamp(),

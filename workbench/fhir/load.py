@@ -132,10 +132,15 @@ def _tally(into: dict[str, dict[str, Any]], reason: str, where: Where, rtype: st
 
 
 def load_fhir(source: Path | str, out: Path | str, *, force: bool = False,
-              progress: bool = True) -> dict[str, Any]:
+              progress: bool = True, base: Path | str | None = None) -> dict[str, Any]:
     """Load the FHIR resources of ``source`` (a file or a directory) into a release at
     ``out``; return its manifest, whose ``load`` section counts what was loaded, rejected
     and skipped (the whole report is ``out/load_report.json``).
+
+    With ``base`` (a release) the load is incremental: references may name the base's
+    persons and visits by their ids ("Patient/12"), rows numbered by the loader continue
+    after the base's ids, and the result is a new version of ``base``
+    (:func:`workbench.versions.new_version`: same keys replace, others are added).
 
     Raises :class:`UsageError` for bad arguments and :class:`ReleaseError` when no
     Patient could be loaded (the report's first reasons are in the message).
@@ -143,10 +148,17 @@ def load_fhir(source: Path | str, out: Path | str, *, force: bool = False,
     source, out = Path(source), Path(out)
     _check_arguments(source, out, force)
     files, ignored = source_files(source)
+    known: dict[str, set[int]] = {}
+    if base is not None:
+        from workbench.versions import parent_tables
+
+        _, parent = parent_tables(Path(base))
+        known = {t: set(parent[t][M.ID_COLUMN[t]].to_pylist())
+                 for t in ("person", "visit_occurrence", *M.ID_COLUMN) if t in parent}
     report = Report()
     entries, file_info = _read_all(source, files, report, progress)
-    tables, notes = _resolve(entries, report)
-    if not tables["person"]:
+    tables, notes = _resolve(entries, report, known)
+    if not tables["person"] and base is None:
         reasons = "; ".join(f"{r['file']}: {r['reason']}" for r in report.rejected[:3])
         raise ReleaseError(f"{source}: no Patient could be loaded"
                            + (f" ({reasons})" if reasons else ""),
@@ -165,6 +177,13 @@ def load_fhir(source: Path | str, out: Path | str, *, force: bool = False,
         "load": counts, "notes": notes,
         "report": {"json": REPORT_JSON, "text": REPORT_TEXT}}
     blob = json.dumps(body, indent=1, ensure_ascii=False, default=_jsonable).encode()
+    if base is not None:
+        from workbench.versions import new_version
+
+        changes = {t: rows for t, rows in tables.items() if t != "location"}
+        return new_version(base, out, changes, source={**extra["source"], "load": counts},
+                           force=force, files={REPORT_JSON: blob + b"\n",
+                                               REPORT_TEXT: text.encode()})
     return write_release(out, tables, kind="fhir", force=force, extra=extra,
                          files={REPORT_JSON: blob + b"\n", REPORT_TEXT: text.encode()})
 
@@ -303,7 +322,7 @@ def _key(reference: str, aliases: dict[str, str]) -> str:
     return f"{m.group(1)}/{m.group(2)}" if m else reference
 
 
-def _resolve(entries: list[_Entry], report: Report
+def _resolve(entries: list[_Entry], report: Report, known: dict[str, set[int]]
              ) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
     from workbench.synth.public import location_table
 
@@ -319,7 +338,7 @@ def _resolve(entries: list[_Entry], report: Report
 
     # persons first: everything else refers to them
     persons = by_table.get("person", [])
-    person_ids = _assign_ids("person", persons, notes)
+    person_ids = _assign_ids("person", persons, notes, known.get("person"))
     ids["person"] = {f"Patient/{e.rid}": i for e, i in zip(persons, person_ids, strict=True)
                      if e.rid}
     for e, pid in zip(persons, person_ids, strict=True):
@@ -353,7 +372,8 @@ def _resolve(entries: list[_Entry], report: Report
             report.reject(e.where, e.rtype, e.rid, "no subject/patient reference")
             return None
         key = _key(target, aliases)
-        pid = ids["person"].get(target) or ids["person"].get(key)
+        pid = ids["person"].get(target) or ids["person"].get(key) or _known(
+            key, "Patient", known.get("person"))
         if pid is None:
             was = report.rejected_at.get(key)
             report.reject(e.where, e.rtype, e.rid,
@@ -368,7 +388,7 @@ def _resolve(entries: list[_Entry], report: Report
              "measurement", "procedure_occurrence"]
     for table in order:
         kept = [(e, pid) for e in by_table.get(table, []) if (pid := person_of(e)) is not None]
-        row_ids = _assign_ids(table, [e for e, _ in kept], notes)
+        row_ids = _assign_ids(table, [e for e, _ in kept], notes, known.get(table))
         id_col = M.ID_COLUMN[table]
         visit_ids = ids.get("visit_occurrence", {})
         rows = []
@@ -376,7 +396,8 @@ def _resolve(entries: list[_Entry], report: Report
             f = {id_col: rid, "person_id": pid, **e.record.fields}
             visit = e.record.refs.get("visit_occurrence_id")
             if visit is not None:
-                vid = visit_ids.get(visit) or visit_ids.get(_key(visit, aliases))
+                vid = visit_ids.get(visit) or visit_ids.get(_key(visit, aliases)) or \
+                    _known(_key(visit, aliases), "Encounter", known.get("visit_occurrence"))
                 if vid is None:
                     report.warn("encounter reference not in the batch: visit_occurrence_id "
                                 "left empty", e.where, e.rtype, e.rid)
@@ -395,22 +416,34 @@ def _resolve(entries: list[_Entry], report: Report
         tables[table] = rows
     tables["death"] = _deaths(by_table, report, person_of)
     tables["consent"] = _consents(by_table, report, person_of)
-    derived = _derive_periods(tables)
+    derived = _derive_periods(tables, known.get("person", set()),
+                              known.get("observation_period", set()))
     if derived:
         notes.append(f"{derived} person(s) without an EpisodeOfCare: one observation period "
                      "each, from their first to their last event")
     return tables, notes
 
 
-def _assign_ids(table: str, entries: list[_Entry], notes: list[str]) -> list[int]:
+def _known(key: str, rtype: str, ids: set[int] | None) -> int | None:
+    """The id of a base release's row a reference names ("Patient/12"), or None."""
+    prefix = f"{rtype}/"
+    if ids and key.startswith(prefix) and key[len(prefix):].isdigit():
+        n = int(key[len(prefix):])
+        return n if n in ids else None
+    return None
+
+
+def _assign_ids(table: str, entries: list[_Entry], notes: list[str],
+                taken: set[int] | None = None) -> list[int]:
     own = [e.record.own_id for e in entries]
     numeric = [int(x) if x and x.isdigit() and str(int(x)) == x else None for x in own]
     if all(n is not None for n in numeric) and len(set(numeric)) == len(numeric):
         return numeric   # type: ignore[return-value]
+    first = max(taken or (), default=0) + 1
     if entries:
         notes.append(f"{table}: resource ids are not all unique whole numbers; rows numbered "
-                     f"1..{len(entries)} in input order")
-    return list(range(1, len(entries) + 1))
+                     f"{first}..{first + len(entries) - 1} in input order")
+    return list(range(first, first + len(entries)))
 
 
 def _deaths(by_table, report: Report, person_of) -> list[dict[str, Any]]:
@@ -461,8 +494,9 @@ _EVENT_DATES = {"visit_occurrence": ("visit_start_date", "visit_end_date"),
                 "procedure_occurrence": ("procedure_date",), "death": ("death_date",)}
 
 
-def _derive_periods(tables: dict[str, list[dict[str, Any]]]) -> int:
-    have = {r["person_id"] for r in tables["observation_period"]}
+def _derive_periods(tables: dict[str, list[dict[str, Any]]], known: set[int],
+                    taken: set[int]) -> int:
+    have = {r["person_id"] for r in tables["observation_period"]} | known
     span: dict[int, list] = {}
     for table, cols in _EVENT_DATES.items():
         for r in tables[table]:
@@ -474,8 +508,8 @@ def _derive_periods(tables: dict[str, list[dict[str, Any]]]) -> int:
                 if d is not None:
                     lo_hi = span.setdefault(pid, [d, d])
                     lo_hi[0], lo_hi[1] = min(lo_hi[0], d), max(lo_hi[1], d)
-    next_id = max((r["observation_period_id"] for r in tables["observation_period"]),
-                  default=0) + 1
+    next_id = max([r["observation_period_id"] for r in tables["observation_period"]]
+                  + [max(taken, default=0)], default=0) + 1
     for k, pid in enumerate(sorted(span)):
         tables["observation_period"].append({
             "observation_period_id": next_id + k, "person_id": pid,
