@@ -336,28 +336,31 @@ def _index(ctx: _Ctx, entry: m.Entry, path: str) -> str:
     if entry.post_observation:
         conds.append(add_days(col("start_date", e), entry.post_observation)
                      <= col("observation_period_end_date", op))
-    rank = exp.Window(this=exp.RowNumber(), partition_by=[col("person_id", e)],
-                      order=exp.Order(expressions=[exp.Ordered(this=col("start_date", e)),
-                                                   exp.Ordered(this=col("event_id", e))]))
     sel = exp.select(
-        col("person_id", e).as_("person_id"), col("start_date", e).as_("start_date"),
-        col("end_date", e).as_("end_date"),
+        col("person_id", e).as_("person_id"), col("event_id", e).as_("event_id"),
+        col("start_date", e).as_("start_date"), col("end_date", e).as_("end_date"),
         col("observation_period_start_date", op).as_("op_start"),
-        col("observation_period_end_date", op).as_("op_end"), rank.as_("ordinal"),
+        col("observation_period_end_date", op).as_("op_end"),
     ).from_(exp.Subquery(this=union, alias=exp.TableAlias(this=exp.to_identifier(e)))).join(
         exp.to_table("observation_period").as_(op),
         on=exp.and_(exp.EQ(this=col("person_id", op), expression=col("person_id", e)), *conds))
     if (nw := _not_withdrawn(ctx, col("person_id", e))) is not None:
         sel = sel.where(nw)   # in WHERE, not ON: Spark allows no subquery in a join condition
     entry_events = ctx.add("entry", sel)
+    if entry.limit == "first":   # each person's earliest, by date then event id
+        x = "x"
+        carried = [col(c, x).as_(c) for c in ("person_id", "start_date", "end_date",
+                                               "op_start", "op_end")]
+        first = (_first_by_aggregate if ctx.dialect in ("duckdb", "spark") else _first_by_rank)(
+            carried, [col("start_date", x), col("event_id", x)],
+            exp.to_table(entry_events).as_(x), None)
+        entry_events = ctx.add("first_entry", first)
     keep = exp.select(
         exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[
             exp.Ordered(this=col("person_id")), exp.Ordered(this=col("start_date")),
             exp.Ordered(this=col("end_date")), exp.Ordered(this=col("op_start"))])).as_(
             "event_id"),
         "person_id", "start_date", "end_date", "op_start", "op_end").from_(entry_events)
-    if entry.limit == "first":
-        keep = keep.where(exp.EQ(this=col("ordinal"), expression=lit(1)))
     return ctx.add("idx", keep, materialized=True)
 
 
