@@ -67,6 +67,7 @@ def test_random_kills_during_the_build(good, rng: random.Random, survived) -> No
         delay = rng.uniform(0.0, 6.0)
         killed = kill_after(proc, delay, ready=lambda: bool(list(
             out.parent.glob(f".{out.name}.building-*"))))
+        assert out.is_dir()           # exchanged in one step (Linux): never absent
         state = _after_kill(out, before, good_id)
         outcomes.append((round(delay, 2), killed, state))
         if killed:
