@@ -86,6 +86,8 @@ def release_load_fhir(
     out: Path = typer.Option(..., "--out", help="Directory to write the release to."),
     base: Path | None = typer.Option(None, "--base", help="Release this batch adds to: "
                                      "--out becomes its next version."),
+    workers: int = typer.Option(1, "--workers", help="Processes that validate and map "
+                                "(pays only on idle cores)."),
     force: bool = typer.Option(False, "--force", help="Replace the release at --out."),
 ) -> None:
     """Load FHIR R4 (KR Core) resources into a release; rejected resources are reported
@@ -93,7 +95,8 @@ def release_load_fhir(
     from workbench.fhir.load import REPORT_TEXT, load_fhir
 
     try:
-        m = load_fhir(source, out, force=force, progress=sys.stderr.isatty(), base=base)
+        m = load_fhir(source, out, force=force, progress=sys.stderr.isatty(), base=base,
+                      workers=workers)
     except WorkbenchError as e:
         _fail(e)
     c = m["load"] if base is None else m["source"]["load"]

@@ -268,3 +268,15 @@ def test_no_patient_and_bad_arguments(tmp_path: Path) -> None:
         load_fhir(tmp_path / "missing", tmp_path / "r", progress=False)
     with pytest.raises(UsageError, match="inside the source"):
         load_fhir(tmp_path, tmp_path / "r", progress=False)
+
+
+def test_worker_processes_give_the_same_release(tmp_path: Path) -> None:
+    resources = [patient("1"), patient("2", gender="male"),
+                 *[condition(str(i), coded(KCD8, "I10"), subject=subject(str(1 + i % 2)))
+                   for i in range(1, 2500)],
+                 condition("2499", coded(KCD8, "E11.9")), '{"truncated": ']
+    src = write_ndjson(tmp_path / "in.ndjson", resources)
+    one = load_fhir(src, tmp_path / "one", progress=False)
+    two = load_fhir(src, tmp_path / "two", progress=False, workers=2)
+    assert one["tables"] == two["tables"] and one["files"] == two["files"]
+    assert one["load"]["rejected"] == 2   # the duplicate Condition/2499 and the bad line

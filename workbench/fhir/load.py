@@ -132,7 +132,8 @@ def _tally(into: dict[str, dict[str, Any]], reason: str, where: Where, rtype: st
 
 
 def load_fhir(source: Path | str, out: Path | str, *, force: bool = False,
-              progress: bool = True, base: Path | str | None = None) -> dict[str, Any]:
+              progress: bool = True, base: Path | str | None = None,
+              workers: int = 1) -> dict[str, Any]:
     """Load the FHIR resources of ``source`` (a file or a directory) into a release at
     ``out``; return its manifest, whose ``load`` section counts what was loaded, rejected
     and skipped (the whole report is ``out/load_report.json``).
@@ -141,6 +142,10 @@ def load_fhir(source: Path | str, out: Path | str, *, force: bool = False,
     persons and visits by their ids ("Patient/12"), rows numbered by the loader continue
     after the base's ids, and the result is a new version of ``base``
     (:func:`workbench.versions.new_version`: same keys replace, others are added).
+
+    ``workers`` > 1 validates and maps in that many processes (spawned; batches of 1,000
+    resources, applied in input order, so the result does not depend on it). It pays only
+    on idle cores: see benchmarks/results/ingest_*.md.
 
     Raises :class:`UsageError` for bad arguments and :class:`ReleaseError` when no
     Patient could be loaded (the report's first reasons are in the message).
@@ -156,7 +161,7 @@ def load_fhir(source: Path | str, out: Path | str, *, force: bool = False,
         known = {t: set(parent[t][M.ID_COLUMN[t]].to_pylist())
                  for t in ("person", "visit_occurrence", *M.ID_COLUMN) if t in parent}
     report = Report()
-    entries, file_info = _read_all(source, files, report, progress)
+    entries, file_info = _read_all(source, files, report, progress, max(1, workers))
     tables, notes = _resolve(entries, report, known)
     if not tables["person"] and base is None:
         reasons = "; ".join(f"{r['file']}: {r['reason']}" for r in report.rejected[:3])
@@ -216,86 +221,136 @@ def _check_arguments(source: Path, out: Path, force: bool) -> None:
 
 # --- pass 1: read, validate, map ---------------------------------------------------------
 
-def _read_all(source: Path, files: list[Path], report: Report, progress: bool
-              ) -> tuple[list[_Entry], list[dict[str, Any]]]:
-    from fhir.resources.R4B import get_fhir_model_class
-
+def _read_all(source: Path, files: list[Path], report: Report, progress: bool,
+              workers: int) -> tuple[list[_Entry], list[dict[str, Any]]]:
+    """Read, validate and map every resource; ``workers`` processes validate and map
+    (pydantic validation is most of the time), results are applied in input order."""
     entries: list[_Entry] = []
-    deferred: list[tuple[Where, str, Any]] = []
+    deferred: list[tuple[Where, str, dict[str, Any]]] = []
     medications: dict[str, Any] = {}
     seen: dict[str, Where] = {}
-    voc = M.Vocabulary.default()
     info = []
     bar = tqdm(desc="FHIR resources", unit=" res", unit_scale=True, disable=not progress,
                leave=False, file=sys.stderr)
-    for path in files:
-        name = path.name if source.is_file() else str(path.relative_to(source))
-        n = 0
-        for where, raw, problem in read_file(path, name):
-            n += 1
-            bar.update(1)
-            if problem is not None:
-                report.reject(where, None, None, problem)
-                continue
-            rtype, rid = raw.get("resourceType"), raw.get("id")
-            rid = rid if isinstance(rid, str) else None if rid is None else str(rid)
-            if not isinstance(rtype, str) or not rtype:
-                report.reject(where, None, rid, "no resourceType")
-                continue
-            try:
-                model_class = get_fhir_model_class(rtype)
-            except (ValueError, KeyError):
-                report.read[rtype] += 1
-                report.reject(where, rtype, rid, f"resourceType {rtype!r} is not a FHIR R4 "
-                                                 "resource type")
-                continue
-            report.read[rtype] += 1
-            if rtype not in M.MAPPERS and rtype != "Medication":
-                report.skip(where, rtype, rid, f"{rtype} is not loaded (loaded: "
-                                               f"{', '.join(M.MAPPERS)}, Medication)")
-                continue
-            try:
-                res = model_class.model_validate(raw)
-            except ValidationError as e:
-                report.reject(where, rtype, rid, _validation_reason(e))
-                continue
-            if rid is not None:
+
+    def apply(outcomes: list[tuple], *, first: bool = True) -> None:
+        for kind, where, rtype, rid, payload, validated in outcomes:
+            if first:
+                bar.update(1)
+                if rtype is not None:
+                    report.read[rtype] += 1
+            if validated and rid is not None:
                 key = f"{rtype}/{rid}"
                 if key in seen:
                     report.reject(where, rtype, rid, f"duplicate id: {key} was read first at "
                                                      f"{seen[key]}")
                     continue
                 seen[key] = where
-            if rtype == "Medication":
+            if kind == "reject":
+                report.reject(where, rtype, rid, payload)
+            elif kind == "skip":
+                report.skip(where, rtype, rid, payload)
+            elif kind == "rows":
+                entries.extend(_Entry(where, rtype, rid, rec) for rec in payload)
+            elif kind == "medication":
+                res = _model(rtype).model_validate(payload)
                 for k in (f"Medication/{rid}", where.full_url):
                     if k:
                         medications[k] = res
                 report.loaded.add((where, rtype))
-                continue
-            if rtype in M.NEEDS_MEDICATIONS and res.medicationReference is not None:
-                deferred.append((where, rtype, res))
-                continue
-            _map(entries, report, where, rtype, res, voc, medications)
-        info.append({"file": name, "sha256": sha256_file(path), "resources": n})
-    for where, rtype, res in deferred:   # Medications may come after their requests
-        _map(entries, report, where, rtype, res, voc, medications)
+            else:   # "deferred": needs the batch's Medications
+                deferred.append((where, rtype, payload))
+
+    pool = None
+    if workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        pending: list[Any] = []
+        for path in files:
+            name = path.name if source.is_file() else str(path.relative_to(source))
+            n = 0
+            batch: list[tuple] = []
+            for item in read_file(path, name):
+                n += 1
+                batch.append(item)
+                if len(batch) == _BATCH:
+                    pending.append(pool.submit(_process_batch, batch) if pool else batch)
+                    batch = []
+                    while pending and (pool is None or len(pending) > 4 * workers):
+                        done = pending.pop(0)
+                        apply(done.result() if pool else _process_batch(done))
+            if batch:
+                pending.append(pool.submit(_process_batch, batch) if pool else batch)
+            info.append({"file": name, "sha256": sha256_file(path), "resources": n})
+        for done in pending:
+            apply(done.result() if pool else _process_batch(done))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    voc = M.Vocabulary.default()
+    for where, rtype, raw in deferred:   # Medications may come after their requests
+        outcome = _map(where, rtype, _model(rtype).model_validate(raw), voc, medications)
+        apply([(*outcome, False)], first=False)
     bar.close()
     return entries, info
 
 
-def _map(entries: list[_Entry], report: Report, where: Where, rtype: str, res: Any,
-         voc: M.Vocabulary, medications: dict[str, Any]) -> None:
+_BATCH = 1000
+
+
+def _model(rtype: str) -> Any:
+    from fhir.resources.R4B import get_fhir_model_class
+
+    return get_fhir_model_class(rtype)
+
+
+def _process_batch(items: list[tuple]) -> list[tuple]:
+    """Validate and map a batch of read items (runs in a worker process)."""
+    voc = M.Vocabulary.default()
+    return [_process(where, raw, problem, voc) for where, raw, problem in items]
+
+
+def _process(where: Where, raw: dict[str, Any] | None, problem: str | None,
+             voc: M.Vocabulary) -> tuple:
+    """(kind, where, resourceType, id, payload, validated) for one read item."""
+    if problem is not None:
+        return ("reject", where, None, None, problem, False)
+    rtype, rid = raw.get("resourceType"), raw.get("id")
+    rid = rid if isinstance(rid, str) else None if rid is None else str(rid)
+    if not isinstance(rtype, str) or not rtype:
+        return ("reject", where, None, rid, "no resourceType", False)
+    try:
+        model_class = _model(rtype)
+    except (ValueError, KeyError):
+        return ("reject", where, rtype, rid, f"resourceType {rtype!r} is not a FHIR R4 "
+                                             "resource type", False)
+    if rtype not in M.MAPPERS and rtype != "Medication":
+        return ("skip", where, rtype, rid, f"{rtype} is not loaded (loaded: "
+                                           f"{', '.join(M.MAPPERS)}, Medication)", False)
+    try:
+        res = model_class.model_validate(raw)
+    except ValidationError as e:
+        return ("reject", where, rtype, rid, _validation_reason(e), False)
+    if rtype == "Medication":
+        return ("medication", where, rtype, rid, raw, True)
+    if rtype in M.NEEDS_MEDICATIONS and res.medicationReference is not None:
+        return ("deferred", where, rtype, rid, raw, True)
+    return (*_map(where, rtype, res, voc, {}), True)
+
+
+def _map(where: Where, rtype: str, res: Any, voc: M.Vocabulary,
+         medications: dict[str, Any]) -> tuple:
     fn = M.MAPPERS[rtype]
     try:
         records = fn(res, voc, medications) if rtype in M.NEEDS_MEDICATIONS else fn(res, voc)
     except M.Rejected as e:
-        report.reject(where, rtype, res.id, str(e))
-        return
+        return ("reject", where, rtype, res.id, str(e))
     except M.Skipped as e:
-        report.skip(where, rtype, res.id, str(e))
-        return
-    for rec in records:
-        entries.append(_Entry(where, rtype, res.id, rec))
+        return ("skip", where, rtype, res.id, str(e))
+    return ("rows", where, rtype, res.id, records)
 
 
 def _validation_reason(e: ValidationError) -> str:
