@@ -239,7 +239,8 @@ def test_bundles_fullurl_references_and_a_broken_file(tmp_path: Path) -> None:
     src = tmp_path / "bundles"
     src.mkdir()
     pat = {"fullUrl": "urn:uuid:0f1e2d3c-0000-4000-8000-000000000001",
-           "resource": {k: v for k, v in patient("p-a").items() if k != "id"}}
+           "resource": {k: v for k, v in patient("p-a", deceasedDateTime="2024-01-02").items()
+                        if k != "id"}}
     bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
         pat,
         {"resource": condition("c-1", coded(KCD8, "I10"),
@@ -252,6 +253,7 @@ def test_bundles_fullurl_references_and_a_broken_file(tmp_path: Path) -> None:
     m = load_fhir(src, tmp_path / "release", progress=False)
     report = json.loads((tmp_path / "release" / REPORT_JSON).read_text())
     assert m["tables"]["condition_occurrence"]["rows"] == 1
+    assert m["tables"]["death"]["rows"] == 1   # a Patient without an id still has its death
     assert [n.split(":")[0] for n in m["notes"]] == [
         "person", "condition_occurrence", "1 person(s) without an EpisodeOfCare"]
     assert [(r["file"], r["entry"]) for r in report["rejected"]] == [("a.json", 2), ("b.json",

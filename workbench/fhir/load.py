@@ -469,7 +469,8 @@ def _resolve(entries: list[_Entry], report: Report, known: dict[str, set[int]]
                 if e.where.full_url:
                     ids[table][e.where.full_url] = rid
         tables[table] = rows
-    tables["death"] = _deaths(by_table, report, person_of)
+    person_at = {e.where: pid for e, pid in zip(persons, person_ids, strict=True)}
+    tables["death"] = _deaths(by_table, report, person_of, person_at)
     tables["consent"] = _consents(by_table, report, person_of)
     derived = _derive_periods(tables, known.get("person", set()),
                               known.get("observation_period", set()))
@@ -501,10 +502,11 @@ def _assign_ids(table: str, entries: list[_Entry], notes: list[str],
     return list(range(first, first + len(entries)))
 
 
-def _deaths(by_table, report: Report, person_of) -> list[dict[str, Any]]:
+def _deaths(by_table, report: Report, person_of, person_at: dict[Where, int]
+            ) -> list[dict[str, Any]]:
     deaths: dict[int, dict[str, Any]] = {}
-    for e in by_table.get("death", []):
-        pid = person_of(e)
+    for e in by_table.get("death", []):   # from its own Patient (which may have no id)
+        pid = person_at.get(e.where)
         if pid is not None:
             deaths[pid] = {"person_id": pid, **e.record.fields, "cause_concept_id": None,
                            "cause_source_value": None}

@@ -200,8 +200,7 @@ def map_patient(res: Any, voc: Vocabulary) -> list[Record]:
     died = res.deceasedDateTime
     if died is not None:
         out.append(Record("death", {"death_date": day(died, "deceasedDateTime"),
-                                    "death_type_concept_id": S.TYPE_CONCEPT["death"]},
-                          {"person_id": f"Patient/{res.id}"} if res.id else {}))
+                                    "death_type_concept_id": S.TYPE_CONCEPT["death"]}))
     return out
 
 
