@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: env demo test lint lab doctor bench-synth bench-widgets lock clean
+.PHONY: env demo test lint lab doctor bench-synth bench-widgets bench-ingest lock clean
 
 env:
 	@bash env/bootstrap.sh
@@ -30,6 +30,10 @@ bench-synth: env
 # Cohort builder edit -> count at 100k persons; RELEASE=DIR reuses a built release.
 bench-widgets: env
 	$(BIN)/python benchmarks/widgets.py $(if $(RELEASE),--release $(RELEASE))
+
+# FHIR NDJSON resources/s and screening CSV rows/s with peak memory (PERSONS, ROWS to size).
+bench-ingest: env
+	$(BIN)/python benchmarks/ingest.py $(if $(PERSONS),--persons $(PERSONS)) $(if $(ROWS),--csv-rows $(ROWS))
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: env
