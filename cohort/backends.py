@@ -19,13 +19,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+from sqlglot import exp
 
 from cohort import model as m
 from cohort.engine import compile_for, split_result
 from cohort.governance import cell, tables_read
 from cohort.privacy import SmallCellPolicy
 from workbench import access, audit
-from workbench.catalog import Catalog
+from workbench.catalog import VIEWS_VERSION, Catalog
+from workbench.scopes import RAW_PREFIX, SCOPE_OF_TABLE, scoped_select
 
 
 class Backend(Protocol):
@@ -69,9 +71,17 @@ class SparkBackend:
                      .config("spark.sql.shuffle.partitions", "4")
                      .config("spark.driver.memory", "2g").getOrCreate())
             spark.sparkContext.setLogLevel("ERROR")
+        scoped = "consent" in cat.tables
         for name in cat.tables:
             path = cat.path / cat.manifest["tables"][name]["path"]
-            spark.read.parquet(str(path)).createOrReplaceTempView(name)
+            raw = f"{RAW_PREFIX}{name}" if scoped and name in SCOPE_OF_TABLE else name
+            spark.read.parquet(str(path)).createOrReplaceTempView(raw)
+        for name in cat.tables:     # consented rows only, as the catalog's views
+            if scoped and name in SCOPE_OF_TABLE:
+                view = scoped_select(name, exp.to_table(f"{RAW_PREFIX}{name}"),
+                                     exp.to_table("consent"))
+                spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS "
+                          f"{view.sql('spark')}")
         return cls(spark)
 
     def query(self, sql: str) -> pl.DataFrame:
@@ -97,14 +107,23 @@ class PostgresBackend:
         import psycopg
 
         conn = psycopg.connect(dsn, autocommit=True)
-        schema = "r_" + cat.release_id.replace("-", "_")
+        # the schema's name carries how its views are made (consent-scoped since 2)
+        schema = f"r{VIEWS_VERSION}_" + cat.release_id.replace("-", "_")
         exists = conn.execute("select 1 from information_schema.schemata where schema_name = %s",
                               [schema]).fetchone()
         if not exists:
             conn.execute(f'create schema "{schema}"')
+            scoped = "consent" in cat.tables
             for name in cat.tables:
-                load_table(conn, schema, name, cat.path / cat.manifest["tables"][name]["path"],
+                raw = f"{RAW_PREFIX}{name}" if scoped and name in SCOPE_OF_TABLE else name
+                load_table(conn, schema, raw, cat.path / cat.manifest["tables"][name]["path"],
                            index=indexes)
+            for name in cat.tables:   # consented rows only, as the catalog's views
+                if scoped and name in SCOPE_OF_TABLE:
+                    view = scoped_select(name, exp.table_(f"{RAW_PREFIX}{name}", db=schema),
+                                         exp.table_("consent", db=schema))
+                    conn.execute(exp.Create(this=exp.table_(name, db=schema), kind="VIEW",
+                                            expression=view).sql("postgres"))
         conn.execute(f'set search_path to "{schema}"')
         return cls(conn)
 

@@ -39,6 +39,7 @@ from workbench.atomic import recover_dir, remove_dead_temps, temp_name
 from workbench.errors import ReleaseError
 from workbench.manifest import MANIFEST, read_manifest, sha256_file
 from workbench.schema import GENOTYPE_VCF, SCHEMA_VERSION, TABLES
+from workbench.scopes import RAW_PREFIX, SCOPE_OF_TABLE, scoped_select
 
 if TYPE_CHECKING:
     import polars as pl
@@ -55,6 +56,7 @@ CARRIER_SCHEMA = pa.schema([("sample_id", pa.string()), ("contig", pa.string()),
                             ("position", pa.int32()), ("ref", pa.string()),
                             ("alt", pa.string()), ("n_alt", pa.int8())])
 CARRIERS_VERSION = "1"
+VIEWS_VERSION = "2"      # 2: tables of a consent scope are views of consented rows
 
 
 def cache_dir() -> Path:
@@ -444,8 +446,10 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _catalog_key(root: Path, manifest: dict[str, Any], tables: builtins.list[str]) -> str:
-    """Cache key of a release's catalog files: its path, release id and tables."""
-    return hashlib.sha256(f"{root}|{manifest['release_id']}|{tables}".encode()).hexdigest()[:16]
+    """Cache key of a release's catalog files: its path, release id and tables (and the
+    version of how views are made: consent-scoped since v2)."""
+    key = f"{root}|{manifest['release_id']}|{tables}|{VIEWS_VERSION}"
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _view_database(root: Path, manifest: dict[str, Any], tables: builtins.list[str],
@@ -462,11 +466,12 @@ def _view_database(root: Path, manifest: dict[str, Any], tables: builtins.list[s
     db.parent.mkdir(parents=True, exist_ok=True)
     tmp = db.with_name(f"{db.stem}.{os.getpid()}.tmp.duckdb")
     con = duckdb.connect(str(tmp))
+    consent = _consent_path(root, manifest, tables)
     try:
         for name in tables if columns is None else columns:
             path = root / manifest["tables"][name]["path"]
             con.execute(_view_sql(name, path, columns=None if columns is None
-                                  else columns[name]))
+                                  else columns[name], consent=consent))
     finally:
         con.close()
     os.replace(tmp, db)
@@ -496,13 +501,22 @@ def build_native_database(root: Path, manifest: dict[str, Any], tables: builtins
     tmp = db.with_name(f"{temp_name(db)}tmp.duckdb")
     con = duckdb.connect(str(tmp), config={"preserve_insertion_order": True})
     try:
+        consent = _consent_path(root, manifest, tables)
         for name in tqdm(tables, desc="native copy of the release", disable=not progress,
                          leave=False):
             path = root / manifest["tables"][name]["path"]
             select = exp.select("*").from_(exp.func("read_parquet",
                                                     exp.Literal.string(str(path))))
-            con.execute(exp.Create(this=exp.to_table(name), kind="TABLE",
+            scoped = consent is not None and name in SCOPE_OF_TABLE
+            stored = f"{RAW_PREFIX}{name}" if scoped else name
+            con.execute(exp.Create(this=exp.to_table(stored), kind="TABLE",
                                    expression=select).sql("duckdb"))
+        for name in tables:       # views of consented rows over the scoped tables
+            if consent is not None and name in SCOPE_OF_TABLE:
+                view = scoped_select(name, exp.to_table(f"{RAW_PREFIX}{name}"),
+                                     exp.to_table("consent"))
+                con.execute(exp.Create(this=exp.to_table(name), kind="VIEW",
+                                       expression=view).sql("duckdb"))
         con.execute("CHECKPOINT")
     except BaseException:
         con.close()
@@ -513,18 +527,30 @@ def build_native_database(root: Path, manifest: dict[str, Any], tables: builtins
     return db
 
 
+def _consent_path(root: Path, manifest: dict[str, Any],
+                  tables: builtins.list[str]) -> Path | None:
+    """The release's consent table file (None without one: nothing to scope by)."""
+    return root / manifest["tables"]["consent"]["path"] if "consent" in tables else None
+
+
 def _view_sql(name: str, path: Path, *, temporary: bool = False,
-              columns: Sequence[str] | None = None) -> str:
+              columns: Sequence[str] | None = None, consent: Path | None = None) -> str:
     """CREATE VIEW name AS SELECT * (or ``columns``) FROM read_parquet('path'), built with
-    sqlglot.
+    sqlglot; with ``consent`` (its Parquet file), a table of a consent scope keeps only the
+    rows of persons who consented to it and did not withdraw (:mod:`workbench.scopes`).
 
     >>> _view_sql("person", Path("/r/it's/person.parquet"))
     "CREATE VIEW person AS SELECT * FROM READ_PARQUET('/r/it''s/person.parquet')"
     >>> _view_sql("person", Path("/r/person.parquet"), columns=["person_id"])
     "CREATE VIEW person AS SELECT person_id FROM READ_PARQUET('/r/person.parquet')"
     """
-    cols = [exp.column(c) for c in columns] if columns is not None else ["*"]
-    select = exp.select(*cols).from_(exp.func("read_parquet", exp.Literal.string(str(path))))
+    source = exp.func("read_parquet", exp.Literal.string(str(path)))
+    if consent is not None and name in SCOPE_OF_TABLE:
+        select = scoped_select(name, source, exp.func(
+            "read_parquet", exp.Literal.string(str(consent))), columns)
+    else:
+        cols = [exp.column(c) for c in columns] if columns is not None else ["*"]
+        select = exp.select(*cols).from_(source)
     props = exp.Properties(expressions=[exp.TemporaryProperty()]) if temporary else None
     return exp.Create(this=exp.to_table(name), kind="VIEW", expression=select,
                       properties=props).sql("duckdb")

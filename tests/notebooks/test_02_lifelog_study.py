@@ -17,18 +17,25 @@ from workbench.schema import table_file
 FOLLOW_UP = 730
 
 
-def _read(release: Path, table: str) -> pl.DataFrame:
-    return pl.read_parquet(release / table_file(table))
+def _read(release: Path, table: str, scope: str | None = None) -> pl.DataFrame:
+    """A table's rows; with ``scope``, only those of persons who gave that consent and did
+    not withdraw (clinical records, public-agency screening and lifelog data each need
+    their own)."""
+    rows = pl.read_parquet(release / table_file(table))
+    if scope is None:
+        return rows
+    ok = _read(release, "consent").filter(pl.col(scope), pl.col("withdrawal_date").is_null())
+    return rows.join(ok.select("person_id"), on="person_id", how="semi")
 
 
 def expected(release: Path) -> pl.DataFrame:
     """The study by hand: one row per person (index date, covariates, steps, outcome)."""
     days = pl.duration(days=1)
     withdrawn = _read(release, "consent").filter(pl.col("withdrawal_date").is_not_null())
-    htn = (_read(release, "condition_occurrence")
+    htn = (_read(release, "condition_occurrence", "clinical")
            .filter(pl.col("condition_source_value").str.starts_with("I10"))
            .select("person_id", d=pl.col("condition_start_date")))
-    events = (_read(release, "health_screening").filter(pl.col("sbp").is_not_null())
+    events = (_read(release, "health_screening", "public").filter(pl.col("sbp").is_not_null())
               .select("person_id", "bmi", "sbp", date=pl.col("screening_date"))
               .join(_read(release, "observation_period"), on="person_id")
               .filter(pl.col("date") >= pl.col("observation_period_start_date") + 365 * days,
@@ -38,7 +45,7 @@ def expected(release: Path) -> pl.DataFrame:
                             female=(pl.col("gender_concept_id") == 8532).cast(pl.Int64))
               .filter(pl.col("age").is_between(40, 79)))
     wear = (events.select("person_id", "date").unique()
-            .join(_read(release, "wearable_daily").select("person_id", w=pl.col("date"),
+            .join(_read(release, "wearable_daily", "lifelog").select("person_id", w=pl.col("date"),
                                                           steps="steps"), on="person_id")
             .filter(pl.col("w").is_between(pl.col("date") - 365 * days, pl.col("date")))
             .group_by("person_id", "date").agg(days=pl.len(), mean_steps=pl.col("steps").mean()))

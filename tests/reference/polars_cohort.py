@@ -54,6 +54,14 @@ from workbench.catalog import Catalog
 from workbench.schema import table_file
 
 PERSON = "person_id"
+# Consent scopes, as written in the data-use rules (not taken from workbench.scopes): the
+# rows of these tables are used only for persons who consented to the scope.
+CONSENT_SCOPE = {"visit_occurrence": "clinical", "condition_occurrence": "clinical",
+                 "drug_exposure": "clinical", "measurement": "clinical",
+                 "procedure_occurrence": "clinical", "death": "clinical",
+                 "health_screening": "public", "death_registry": "public",
+                 "wearable_daily": "lifelog", "wearable_intraday_hr": "lifelog",
+                 "sample_link": "genomic"}
 DAY = pl.Int32
 SEX_CONCEPT = {"male": 8507, "female": 8532}
 LIFELOG_DEFAULT_WINDOW = m.Window(start=-365, end=0)
@@ -110,8 +118,16 @@ class Release:
         return (self.path / table_file(name)).is_file()
 
     def table(self, name: str) -> pl.DataFrame:
+        """A table's rows; of a table of person-level data, only the rows of persons who
+        consented to its scope and did not withdraw."""
         if name not in self._tables:
-            self._tables[name] = pl.read_parquet(self.path / table_file(name))
+            rows = pl.read_parquet(self.path / table_file(name))
+            scope = CONSENT_SCOPE.get(name)
+            if scope is not None and self.has("consent"):
+                consent = pl.read_parquet(self.path / table_file("consent"))
+                ok = consent.filter(pl.col(scope) & pl.col("withdrawal_date").is_null())
+                rows = rows.filter(pl.col(PERSON).is_in(ok[PERSON].implode()))
+            self._tables[name] = rows
         return self._tables[name]
 
     def eras(self, rows: pl.DataFrame, pad: int) -> pl.DataFrame:

@@ -272,7 +272,8 @@ CASES = [
          .require("has a genome", has_genome())
          .require("deprived region", region_indicator("deprivation_index", min=0.5)).build(),
          {"condition_occurrence": [cond(i, "2016-01-01") for i in (1, 2, 3, 4)],
-          "consent": [{"person_id": i, "consent_date": "2020-01-01", "genomic": g}
+          "consent": [{"person_id": i, "consent_date": "2020-01-01", "clinical": True,
+                       "genomic": g}
                       for i, g in ((1, True), (2, True), (3, False), (4, True))],
           "sample_link": [{"person_id": i, "sample_id": f"S{i}"} for i in (1, 2, 3)],
           "region_indicator": [{"location_id": 1, "year": 2016, "deprivation_index": 0.7},
@@ -282,10 +283,18 @@ CASES = [
     case("a withdrawn participant never appears",
          cohort("t2d").entry(T2D).exit_after(0).build(),
          {"condition_occurrence": [cond(1, "2016-01-01"), cond(2, "2016-01-01")],
-          "consent": [{"person_id": 1, "consent_date": "2020-01-01"},
-                      {"person_id": 2, "consent_date": "2020-01-01",
+          "consent": [{"person_id": 1, "consent_date": "2020-01-01", "clinical": True},
+                      {"person_id": 2, "consent_date": "2020-01-01", "clinical": True,
                        "withdrawal_date": "2021-01-01"}]},
          [(1, "2016-01-01", "2016-01-01")], [1]),
+    case("clinical records are used only with clinical consent",
+         cohort("t2d").entry(T2D).exit_after(0).build(),
+         {"condition_occurrence": [cond(1, "2016-01-01"), cond(2, "2016-01-01"),
+                                   cond(3, "2016-01-01")],
+          "consent": [{"person_id": 1, "consent_date": "2020-01-01", "clinical": True},
+                      {"person_id": 2, "consent_date": "2020-01-01", "clinical": False,
+                       "public": True}]},
+         [(1, "2016-01-01", "2016-01-01")], [1]),        # 3: no consent row, no consent
     case("member of another cohort within a window",
          cohort("t2d after URI").entry(T2D).exit_after(0)
          .require("URI cohort entry in the 90 days before",
