@@ -104,13 +104,15 @@ def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str
                   vocabulary: bool = True, force: bool = False,
                   extra: Mapping[str, Any] | None = None,
                   files: Mapping[str, bytes] | None = None,
-                  link_files: Mapping[str, Path] | None = None) -> dict[str, Any]:
+                  link_files: Mapping[str, Path] | None = None,
+                  id_prefix: str | None = None) -> dict[str, Any]:
     """Write ``tables`` as a release at ``out`` and return its manifest.
 
     ``files`` are other files of the release (relative path -> bytes, e.g. a loader's
     report) and ``link_files`` files taken from elsewhere (relative path -> existing file,
     hard-linked where possible, else copied: a new version's VCF): both are listed in the
-    manifest's ``files`` with checksums.
+    manifest's ``files`` with checksums. The release id is ``<id_prefix or kind>-<content
+    id>``.
     """
     out = Path(out)
     if out.parent.is_dir():
@@ -154,7 +156,7 @@ def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str
             "generator": {"name": "workbench.release_io", "version": workbench.__version__},
             "tables": entries, "files": listed, "truth": None, **(extra or {}),
         }
-        manifest["release_id"] = f"{kind}-{content_id(manifest)}"
+        manifest["release_id"] = f"{id_prefix or kind}-{content_id(manifest)}"
         write_manifest(tmp, manifest)
         replace_dir(tmp, out)   # never a moment without a whole release at ``out``
     except BaseException:

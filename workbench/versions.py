@@ -17,8 +17,8 @@ cohort result's ``release_id`` names the version it ran on.
 >>> rows = [{"person_id": 1, "screening_date": dt.date(2025, 3, 4), "sbp": 131.0}]
 >>> m = new_version(tmp / "v1", tmp / "v2", {"health_screening": rows},
 ...                 source={"format": "example"})
->>> m["version"], m["parent"]["release_id"] == base["release_id"]
-('2', True)
+>>> m["version"], m["parent"]["release_id"] == base["release_id"], m["release_id"][:6]
+('2', True, 'synth-')
 >>> m["changes"]["tables"]["health_screening"]["added"]
 1
 """
@@ -112,8 +112,10 @@ def new_version(base: Path | str, out: Path | str, changes: Mapping[str, TableDa
     })
     links = {rel: base / rel for rel in manifest.get("files", {})
              if not (files and rel in files)}
+    prefix = str(manifest["release_id"]).rpartition("-")[0] or None   # synth-..., fhir-...
     return write_release(out, tables, kind=manifest.get("kind", "release"), vocabulary=False,
-                         force=force, extra=extra, files=files, link_files=links)
+                         force=force, extra=extra, files=files, link_files=links,
+                         id_prefix=prefix)
 
 
 def _upsert(name: str, old: pa.Table, new: pa.Table) -> tuple[pa.Table, int]:
