@@ -209,15 +209,22 @@ def open(release_dir: Path | str, *, verify: Verify = "cached",  # noqa: A001
         db = build_native_database(root, manifest, tables)
     else:
         db = _view_database(root, manifest, tables)
+    con, derived = _connect(db, root, carrier_table_path(manifest))
+    return Catalog(root, manifest, con, tables, derived)
+
+
+def _connect(db: Path, root: Path, carriers: Path | None
+             ) -> tuple[duckdb.DuckDBPyConnection, builtins.list[str]]:
+    """The view database opened read-only, with the carrier view (when built) and the
+    connection locked down to the release; (connection, derived view names)."""
     con = duckdb.connect(str(db), read_only=True)
-    carriers = carrier_table_path(manifest)
     try:
         derived = _carrier_view(con, carriers)
         _lock_down(con, root, [carriers] if carriers else [])
     except BaseException:
         con.close()
         raise
-    return Catalog(root, manifest, con, tables, derived)
+    return con, derived
 
 
 def _project(project: Project | Path | str | None, manifest: dict[str, Any]) -> Project | None:
@@ -235,14 +242,8 @@ def _open_project(root: Path, manifest: dict[str, Any], tables: builtins.list[st
                   grant: Project) -> Catalog:
     """The release as the project sees it: a view per granted table, of granted columns."""
     columns = {t: cols for t in tables if (cols := grant.columns(t)) is not None}
-    con = duckdb.connect(str(_view_database(root, manifest, tables, columns)), read_only=True)
     carriers = carrier_table_path(manifest) if grant.columns(CARRIER_TABLE) else None
-    try:
-        derived = _carrier_view(con, carriers)
-        _lock_down(con, root, [carriers] if carriers else [])
-    except BaseException:
-        con.close()
-        raise
+    con, derived = _connect(_view_database(root, manifest, tables, columns), root, carriers)
     return Catalog(root, manifest, con, builtins.list(columns), derived, grant)
 
 
