@@ -199,6 +199,11 @@ def test_malformed_and_partial_resources_are_reported_not_fatal(tmp_path: Path) 
          "code": coded(LOINC, "72166-2"), "effectiveDateTime": "2020-01-01"},
         condition("14", coded(KCD8, "I10"), subject={"reference": "Patient/11"}),
         condition("15", coded(KCD8, "I10"), unknownField=1),
+        {"resourceType": "Observation", "id": "16", "status": "final",                # line 16
+         "subject": {"reference": "Patient/404"}, "code": coded(LOINC, "85354-9"),
+         "effectiveDateTime": "2020-01-01", "component": [
+             {"code": coded(LOINC, "8480-6"), "valueQuantity": {"value": 120}},
+             {"code": coded(LOINC, "8462-4"), "valueQuantity": {"value": 80}}]},
     ]
     resources[1] = {k: v for k, v in resources[1].items() if v is not None}
     resources[10] = {k: v for k, v in resources[10].items() if v is not None}
@@ -221,7 +226,8 @@ def test_malformed_and_partial_resources_are_reported_not_fatal(tmp_path: Path) 
                                               "line 11)")
     assert "unknownField" in reasons[15][2] and "Extra inputs" in reasons[15][2]
     assert all(r["file"] == "in.ndjson" for r in report["rejected"])
-    assert len(report["rejected"]) == 11
+    assert reasons[16] == ("Observation", "16", "subject Patient/404 is not in the batch")
+    assert len(report["rejected"]) == 12   # the panel's two rows: one rejection
     skipped = {s["reason"]: s["count"] for s in report["skipped"]}
     assert skipped == {
         "Observation category social-history is not loaded (loaded: laboratory, vital-signs)": 1,

@@ -81,8 +81,12 @@ class Report:
     unmapped: dict[tuple, dict[str, Any]] = field(default_factory=dict)
     warnings: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejected_at: dict[str, Where] = field(default_factory=dict)   # "Type/id" -> where
+    _rejected: set[tuple] = field(default_factory=set)
 
     def reject(self, where: Where, rtype: str | None, rid: str | None, reason: str) -> None:
+        if (where, rtype, rid) in self._rejected:   # a panel's rows share one rejection
+            return
+        self._rejected.add((where, rtype, rid))
         self.rejected.append({**where.as_dict(), "resourceType": rtype, "id": rid,
                               "reason": reason})
         if rtype and rid:
