@@ -64,19 +64,38 @@ def release_synth(
 def release_load_omop(
     csv_dir: Path = typer.Argument(..., help="Directory of the OMOP CDM CSV export."),
     out: Path = typer.Option(..., "--out", help="Directory to write the release to."),
+    base: Path | None = typer.Option(None, "--base", help="Release this export adds to: "
+                                     "--out becomes its next version."),
     force: bool = typer.Option(False, "--force", help="Replace the release at --out."),
 ) -> None:
     """Load an OMOP CDM v5.3/v5.4 CSV export (comma or tab, any header case) into a release."""
-    from workbench.omop_load import load_omop
+    import shutil
+    import tempfile
 
+    from workbench.omop_load import load_omop
+    from workbench.versions import add_release
+
+    tmp = None
     try:
-        m = load_omop(csv_dir, out, force=force, progress=sys.stderr.isatty())
+        if base is None:
+            m = load_omop(csv_dir, out, force=force, progress=sys.stderr.isatty())
+        else:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.omop-", dir=out.parent))
+            loaded = load_omop(csv_dir, tmp / "release", progress=sys.stderr.isatty())
+            m = add_release(base, tmp / "release", out, force=force)
+            m["warnings"], m["vocabulary"] = loaded["warnings"], "base release"
     except WorkbenchError as e:
         _fail(e)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
     for w in m["warnings"]:
         typer.echo(f"warning: {w}", err=True)
     typer.echo(f"release {m['release_id']} written to {out} "
                f"({len(m['tables'])} tables, vocabulary: {m['vocabulary']})")
+    if base is not None:
+        _echo_changes(m)
 
 
 @release_app.command("load-fhir")

@@ -145,3 +145,18 @@ def _withdrawn(old: pa.Table | None, new: pa.Table | None) -> int:
     now = set(n.filter(pl.col("withdrawal_date").is_not_null())["person_id"].to_list())
     return len(now - was)
 
+
+
+def add_release(base: Path | str, loaded: Path | str, out: Path | str, *,
+                force: bool = False) -> dict[str, Any]:
+    """A release a loader just wrote (``loaded``: OMOP CSV, FHIR) added to ``base`` as its
+    next version at ``out``; its vocabulary and location tables are not taken (the base
+    keeps its own), its other files (load reports) are."""
+    loaded = Path(loaded)
+    lm, lt = parent_tables(loaded)
+    changes = {n: t for n, t in lt.items()
+               if n not in ("concept", "concept_ancestor", "concept_relationship", "location")}
+    source = {k: lm[k] for k in ("kind", "source", "notes", "warnings", "load") if k in lm}
+    source["loaded_release_id"] = lm["release_id"]
+    files = {rel: (loaded / rel).read_bytes() for rel in lm.get("files", {})}
+    return new_version(base, out, changes, source=source, force=force, files=files)

@@ -146,3 +146,30 @@ def test_fhir_batch_adds_a_version(base: Path, tmp_path: Path) -> None:
     assert mine["visit_occurrence_id"][0] == visits["visit_occurrence_id"].max()
     periods = pl.read_parquet(tmp_path / "v2" / table_file("observation_period"))
     assert periods["observation_period_id"].n_unique() == periods.height
+
+
+def test_omop_export_adds_a_version_through_the_cli(base: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    src = tmp_path / "omop"
+    src.mkdir()
+    (src / "PERSON.csv").write_text("person_id,gender_concept_id,year_of_birth\n"
+                                    "10001,8507,1980\n")
+    (src / "OBSERVATION_PERIOD.csv").write_text(
+        "observation_period_id,person_id,observation_period_start_date,"
+        "observation_period_end_date\n90001,10001,2020-01-01,2024-12-31\n")
+    cid = 2000100026   # KCD8 E11.9
+    (src / "condition_occurrence.csv").write_text(
+        "condition_occurrence_id,person_id,condition_concept_id,condition_start_date\n"
+        f"90001,10001,{cid},2021-05-06\n90002,1,{cid},2021-05-07\n")
+    r = CliRunner().invoke(app, ["release", "load-omop", str(src), "--base", str(base),
+                                 "--out", str(tmp_path / "v2")])
+    assert r.exit_code == 0, r.output
+    assert "1 persons added" in r.output
+    m = json.loads((tmp_path / "v2" / "manifest.json").read_text())
+    assert m["version"] == "2" and m["source"]["kind"] == "omop"
+    assert m["changes"]["tables"]["condition_occurrence"]["added"] == 2
+    assert "concept" not in m["changes"]["tables"]
+    assert not any(p.name.startswith(".v2.omop-") for p in tmp_path.iterdir())
