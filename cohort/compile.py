@@ -154,11 +154,7 @@ DIALECTS = ("duckdb", "spark", "postgres")
 def compile_definition(definition: m.Cohort | m.CohortSet, tables: set[str],
                        resolve: Resolver, dialect: str = "duckdb") -> Compiled:
     """Compile a cohort (or set operation) into one query (see module docstring)."""
-    if dialect not in DIALECTS:
-        raise ValueError(f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
-    ctx = _Ctx(set(tables), resolve, dialect)
-    ctx.need("person", "(release)")
-    ctx.need("observation_period", "(release)")
+    ctx = _context(tables, resolve, dialect)
     rows, steps, attrition = _definition(ctx, definition, "")
     parts = [exp.select(lit(0).as_("part"), col("subject_id"), col("cohort_start_date"),
                         col("cohort_end_date"), exp.cast(exp.Null(), "INT").as_("step"),
@@ -172,13 +168,77 @@ def compile_definition(definition: m.Cohort | m.CohortSet, tables: set[str],
         query = exp.union(query, p, distinct=False)
     final = exp.select("*").from_(exp.Subquery(this=query, alias=exp.TableAlias(
         this=exp.to_identifier("result"))))
-    uses = _references(ctx, query)
+    return Compiled(_with_ctes(ctx, final), steps, dialect)
+
+
+# --- a cohort in parts (cohort.incremental): index events, rules, members ----------------
+
+INDEX_COLUMNS = ("event_id", "person_id", "start_date", "end_date", "op_start", "op_end")
+
+
+EVENT_COLUMNS = ("person_id", "event_id", "start_date", "end_date")
+
+
+def compile_entry_events(cohort: m.Cohort, tables: set[str], resolve: Resolver,
+                         dialect: str = "duckdb") -> Compiled:
+    """The events of the entry criteria (``EVENT_COLUMNS``), before step 1's observation
+    period, consent and limit."""
+    ctx = _context(tables, resolve, dialect)
+    union = _entry_events(ctx, cohort.entry, "")
+    return Compiled(_with_ctes(ctx, exp.select(*EVENT_COLUMNS).from_(exp.Subquery(
+        this=union, alias=exp.TableAlias(this=exp.to_identifier("e"))))), [], dialect)
+
+
+def compile_index(cohort: m.Cohort, tables: set[str], resolve: Resolver,
+                  dialect: str = "duckdb", *, events: str | None = None) -> Compiled:
+    """The index events of step 1 (module docstring), one row each: ``INDEX_COLUMNS``;
+    from the entry criteria's events in the table ``events`` if given (as
+    :func:`compile_entry_events` gives them)."""
+    ctx = _context(tables, resolve, dialect)
+    idx = _index(ctx, cohort.entry, "", events)
+    return Compiled(_with_ctes(ctx, exp.select(*INDEX_COLUMNS).from_(idx)), ["entry events"],
+                    dialect)
+
+
+def compile_rules(cohort: m.Cohort, rules: list[int], events: str, tables: set[str],
+                  resolve: Resolver, dialect: str = "duckdb") -> Compiled:
+    """The inclusion rules numbered ``rules`` (0-based) evaluated on the index events in
+    the table ``events`` (``INDEX_COLUMNS``, event_id unique): those columns and a
+    boolean ``rule_{k+1}`` per rule, as in the single query's flags."""
+    ctx = _context(tables, resolve, dialect)
+    flags, steps = _flags(ctx, cohort, events, "", rules)
+    return Compiled(_with_ctes(ctx, exp.select("*").from_(flags)), steps[1:], dialect)
+
+
+def compile_members(cohort: m.Cohort, qualified: str, tables: set[str], resolve: Resolver,
+                    dialect: str = "duckdb") -> Compiled:
+    """Step 3 on the index events meeting every rule, in the table ``qualified``
+    (``INDEX_COLUMNS``): the cohort rows (subject_id, cohort_start_date,
+    cohort_end_date)."""
+    ctx = _context(tables, resolve, dialect)
+    rows = _collapse(ctx, _censored(ctx, cohort, qualified, ""), cohort.era_pad_days)
+    return Compiled(_with_ctes(ctx, exp.select(
+        "subject_id", "cohort_start_date", "cohort_end_date").from_(rows)), [], dialect)
+
+
+def _context(tables: set[str], resolve: Resolver, dialect: str) -> _Ctx:
+    if dialect not in DIALECTS:
+        raise ValueError(f"unknown dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+    ctx = _Ctx(set(tables), resolve, dialect)
+    ctx.need("person", "(release)")
+    ctx.need("observation_period", "(release)")
+    return ctx
+
+
+def _with_ctes(ctx: _Ctx, final: exp.Select) -> exp.Select:
+    """``final`` with the context's CTEs attached."""
+    uses = _references(ctx, final)
     for name, body, mat in ctx.ctes:
         # used once: inline it, so filters and join keys reach the table scan; the index
         # events and rule flags, used many times, are computed once
         final = final.with_(name, as_=body, materialized=True if mat else (
             False if uses[name] == 1 else None), copy=False)   # no O(n^2) tree copies
-    return Compiled(final, steps, dialect)
+    return final
 
 
 def _references(ctx: _Ctx, query: exp.Expression) -> dict[str, int]:
@@ -321,12 +381,19 @@ def _not_withdrawn(ctx: _Ctx, person: exp.Expression) -> exp.Expression | None:
     return exp.Not(this=exp.Exists(this=sub))
 
 
-def _index(ctx: _Ctx, entry: m.Entry, path: str) -> str:
+def _entry_events(ctx: _Ctx, entry: m.Entry, path: str) -> exp.Expression:
+    """The union of the entry criteria's events."""
     sources = [_events(ctx, c, _join_path(path, f"entry.criteria[{i}]"))
                for i, c in enumerate(entry.criteria)]
     union: exp.Expression = exp.select("*").from_(sources[0])
     for s in sources[1:]:
         union = exp.union(union, exp.select("*").from_(s), distinct=False)
+    return union
+
+
+def _index(ctx: _Ctx, entry: m.Entry, path: str, events: str | None = None) -> str:
+    union = (exp.select(*EVENT_COLUMNS).from_(events) if events is not None
+             else _entry_events(ctx, entry, path))
     e, op = "e", "op"
     conds = [exp.Between(this=col("start_date", e), low=col("observation_period_start_date", op),
                          high=col("observation_period_end_date", op))]
@@ -535,11 +602,15 @@ def _group(ctx: _Ctx, g: m.Group, idx: str, rule: _Rule, path: str) -> exp.Expre
     return total >= lit(g.n)
 
 
-def _flags(ctx: _Ctx, cohort: m.Cohort, idx: str, path: str) -> tuple[str, list[str]]:
-    """CTE: every index event with one boolean column per inclusion rule."""
+def _flags(ctx: _Ctx, cohort: m.Cohort, idx: str, path: str,
+           only: list[int] | None = None) -> tuple[str, list[str]]:
+    """CTE: every index event with one boolean column per inclusion rule (or per rule
+    numbered in ``only``, 0-based)."""
     rule = _Rule()
     exprs = []
     for k, r in enumerate(cohort.inclusion_rules):
+        if only is not None and k not in only:
+            continue
         p = _join_path(path, f"inclusion_rules[{k}].group")
         exprs.append(exp.Paren(this=_group(ctx, r.group, idx, rule, p)).as_(f"rule_{k + 1}"))
     i = "i"
@@ -573,7 +644,8 @@ def _flags(ctx: _Ctx, cohort: m.Cohort, idx: str, path: str) -> tuple[str, list[
     for alias, cte in rule.carriers.items():
         sel = sel.join(exp.to_table(cte).as_(alias), on=exp.EQ(
             this=col("person_id", alias), expression=col("person_id", i)), join_type="left")
-    steps = ["entry events"] + [r.name for r in cohort.inclusion_rules]
+    steps = ["entry events"] + [r.name for k, r in enumerate(cohort.inclusion_rules)
+                                if only is None or k in only]
     return ctx.add("flags", sel, materialized=True), steps
 
 

@@ -24,6 +24,7 @@ from cohort import disclosure, governance
 from cohort import model as m
 from cohort.compile import Compiled, compile_definition
 from cohort.concepts import resolve
+from cohort.incremental import clear_parts, evaluate_in_parts
 from cohort.privacy import Cell, SmallCellPolicy, Suppressed
 from workbench.catalog import Catalog
 
@@ -114,8 +115,10 @@ CohortResult.members = property(_read_members, _set_members,  # type: ignore[ass
 
 
 def clear_cache() -> None:
-    """Forget every cached result (as after a restart; for benchmarks and tests)."""
+    """Forget every cached result and part (as after a restart; for benchmarks and
+    tests)."""
     _RESULTS.clear()
+    clear_parts()
 
 
 def compile_for(definition: m.Cohort | m.CohortSet, cat: Catalog,
@@ -138,9 +141,15 @@ def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,
     if cache == "use" and key in _RESULTS:
         members, persons, steps = _RESULTS[key]
     else:
-        compiled = compile_for(definition, cat)
-        members, persons = split_result(cat.frame(compiled.sql("duckdb")))
-        steps = compiled.steps
+        parts = (evaluate_in_parts(definition, cat)
+                 if cache == "use" and isinstance(definition, m.Cohort) else None)
+        if parts is not None:
+            rows, persons, steps = parts
+            members = _members(rows)
+        else:
+            compiled = compile_for(definition, cat)
+            members, persons = split_result(cat.frame(compiled.sql("duckdb")))
+            steps = compiled.steps
         _RESULTS[key] = (members, persons, steps)
     policy = policy or SmallCellPolicy()
     withheld = disclosure.screen(cat, key[1], members["subject_id"].unique().to_numpy(),
@@ -153,10 +162,12 @@ def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,
 
 def split_result(out: pl.DataFrame) -> tuple[pl.DataFrame, list[int]]:
     """The compiled query's output (any engine) -> (members, attrition persons)."""
-    members = (out.filter(pl.col("part") == 0)
-               .select(pl.col("subject_id").cast(pl.Int64),
-                       pl.col("cohort_start_date").cast(pl.Date),
-                       pl.col("cohort_end_date").cast(pl.Date))
-               .sort("subject_id", "cohort_start_date"))
     att = out.filter(pl.col("part") == 1).sort("step")
-    return members, [int(v) for v in att["persons"]]
+    return _members(out.filter(pl.col("part") == 0)), [int(v) for v in att["persons"]]
+
+
+def _members(rows: pl.DataFrame) -> pl.DataFrame:
+    return (rows.select(pl.col("subject_id").cast(pl.Int64),
+                        pl.col("cohort_start_date").cast(pl.Date),
+                        pl.col("cohort_end_date").cast(pl.Date))
+            .sort("subject_id", "cohort_start_date"))
