@@ -62,7 +62,7 @@ REPORT_JSON, REPORT_TEXT = "load_report.json", "load_report.txt"
 _EXAMPLES = 5
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     where: Where
     rtype: str
@@ -391,6 +391,7 @@ def _resolve(entries: list[_Entry], report: Report, known: dict[str, set[int]]
         by_table[e.record.table].append(e)
         if e.where.full_url and e.rid:
             aliases[e.where.full_url] = f"{e.rtype}/{e.rid}"
+    entries.clear()   # by_table holds them now; each table's are dropped once it is built
     notes: list[str] = []
     ids: dict[str, dict[str, int]] = {}   # table -> "Type/id" -> row id
     tables: dict[str, list[dict[str, Any]]] = {}
@@ -452,7 +453,8 @@ def _resolve(entries: list[_Entry], report: Report, known: dict[str, set[int]]
         visit_ids = ids.get("visit_occurrence", {})
         rows = []
         for (e, pid), rid in zip(kept, row_ids, strict=True):
-            f = {id_col: rid, "person_id": pid, **e.record.fields}
+            f = e.record.fields   # the row, in place (no copy of every row)
+            f[id_col], f["person_id"] = rid, pid
             visit = e.record.refs.get("visit_occurrence_id")
             if visit is not None:
                 vid = visit_ids.get(visit) or visit_ids.get(_key(visit, aliases)) or \
@@ -473,6 +475,8 @@ def _resolve(entries: list[_Entry], report: Report, known: dict[str, set[int]]
                 if e.where.full_url:
                     ids[table][e.where.full_url] = rid
         tables[table] = rows
+        del kept
+        by_table.pop(table, None)
     person_at = {e.where: pid for e, pid in zip(persons, person_ids, strict=True)}
     tables["death"] = _deaths(by_table, report, person_of, person_at)
     tables["consent"] = _consents(by_table, report, person_of)

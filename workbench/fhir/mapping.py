@@ -43,7 +43,7 @@ class Skipped(Exception):
     """A valid resource the release holds nothing of; the message says why."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Unmapped:
     """A code kept as a source value without a concept."""
 
@@ -55,7 +55,7 @@ class Unmapped:
     why: str
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """Rows one resource gives a table, before its references are resolved."""
 
@@ -66,7 +66,7 @@ class Record:
     unmapped: list[Unmapped] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class Codes:
     source_value: str | None
     source_concept_id: int

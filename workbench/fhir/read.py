@@ -27,7 +27,7 @@ from workbench.errors import UsageError
 SUFFIXES = (".ndjson", ".json", ".ndjson.gz", ".json.gz")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Where:
     """Where a resource was found: file (relative to the source), line or entry."""
 
