@@ -76,6 +76,15 @@ def consented(release: Path, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.join(gone.select("person_id"), on="person_id", how="anti")
 
 
+def scoped(release: Path, frame: pl.DataFrame, scope: str) -> pl.DataFrame:
+    """Rows of persons who consented to ``scope`` and have not withdrawn: the consent rule
+    (clinical records need ``clinical``, screenings ``public``, wearables ``lifelog``),
+    applied here by hand to the release's files, which hold every person's rows."""
+    ok = read(release, "governance", "consent").filter(pl.col(scope),
+                                                       pl.col("withdrawal_date").is_null())
+    return frame.join(ok.select("person_id"), on="person_id", how="semi")
+
+
 def hand_ages(release: Path, res: CohortResult) -> pl.DataFrame:
     return (index_dates(res).join(read(release, "clinical", "person"), on="person_id")
             .with_columns(age=pl.col("index_date").dt.year() - pl.col("year_of_birth")))
@@ -173,7 +182,8 @@ def test_drugs_are_atc_4th_level(release: Path, cat: catalog.Catalog,
 
 def test_latest_screening_in_two_years(release: Path, cat: catalog.Catalog,
                                        t2d: CohortResult) -> None:
-    latest = (read(release, "public", "health_screening").join(index_dates(t2d), on="person_id")
+    latest = (scoped(release, read(release, "public", "health_screening"), "public")
+              .join(index_dates(t2d), on="person_id")
               .filter(in_window("screening_date", 730))
               .sort("screening_date").group_by("person_id").last())
     t = table1(t2d, cat)
@@ -235,7 +245,7 @@ def test_window_edges(release: Path, cat: catalog.Catalog, t2d: CohortResult) ->
     co = read(release, "clinical", "condition_occurrence")
     codes = read(release, "vocabulary", "concept").select(
         pl.col("concept_id").alias("condition_concept_id"), "concept_code")
-    once = (consented(release, co).join(codes, on="condition_concept_id")
+    once = (scoped(release, co, "clinical").join(codes, on="condition_concept_id")
             .with_columns(group=pl.col("concept_code").str.slice(0, 3))
             .filter(pl.len().over("person_id", "group") == 1).sort("person_id").row(0, named=True))
     pid, group, day = once["person_id"], once["group"], once["condition_start_date"]
@@ -244,7 +254,7 @@ def test_window_edges(release: Path, cat: catalog.Catalog, t2d: CohortResult) ->
         t = table1(made(t2d, [(pid, index)], EXACT), cat, conditions=[group], drugs=[])
         assert cell(t, "conditions", starts=group)["n"] == n, index
 
-    scr = consented(release, read(release, "public", "health_screening"))
+    scr = scoped(release, read(release, "public", "health_screening"), "public")
     last = scr.sort("screening_date").group_by("person_id").last().sort("person_id").row(
         0, named=True)
     for offset, n in ((730, 1), (731, 0), (0, 1)):
@@ -252,7 +262,7 @@ def test_window_edges(release: Path, cat: catalog.Catalog, t2d: CohortResult) ->
                         EXACT), cat)
         assert cell(t, "screening", "screened in 730 days before index")["n"] == n, offset
 
-    wd = consented(release, read(release, "lifelog", "wearable_daily"))
+    wd = scoped(release, read(release, "lifelog", "wearable_daily"), "lifelog")
     lastw = wd.group_by("person_id").agg(pl.col("date").max()).sort("person_id").row(
         0, named=True)
     for offset, n in ((365, 1), (366, 0)):

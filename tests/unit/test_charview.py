@@ -34,8 +34,15 @@ def t2d(cat):
     return run(cohort("T2D").entry(condition("KCD8", "E11")).build(), cat)
 
 
-def read(release: Path, table: str) -> pl.DataFrame:
-    return pl.read_parquet(release / table_file(table))
+def read(release: Path, table: str, scope: str | None = None) -> pl.DataFrame:
+    """A table's rows from the release's file; with ``scope``, only those of persons who
+    consented to it and have not withdrawn (the consent rule, applied by hand: the file
+    holds every person's rows)."""
+    rows = pl.read_parquet(release / table_file(table))
+    if scope is None:
+        return rows
+    ok = read(release, "consent").filter(pl.col(scope), pl.col("withdrawal_date").is_null())
+    return rows.join(ok.select("person_id"), on="person_id", how="semi")
 
 
 def index_dates(result, release: Path) -> pl.DataFrame:
@@ -63,14 +70,14 @@ def test_distribution_equals_hand_polars(htn, cat, small_release, item):
     got = distribution(htn, cat, item, policy=SmallCellPolicy(threshold=1))
     idx = index_dates(htn, small_release)
     if item in SCREENING_BINS:
-        s = read(small_release, "health_screening").join(idx, on="person_id").filter(
+        s = read(small_release, "health_screening", "public").join(idx, on="person_id").filter(
             pl.col("screening_date").is_between(pl.col("index_date") - pl.duration(days=730),
                                                 pl.col("index_date"))
             & pl.col(item).is_not_null())
         values = s.sort("screening_date").group_by("person_id").last()[item]
         lo, hi, _ = SCREENING_BINS[item]
     else:
-        w = read(small_release, "wearable_daily").join(idx, on="person_id").filter(
+        w = read(small_release, "wearable_daily", "lifelog").join(idx, on="person_id").filter(
             pl.col("date").is_between(pl.col("index_date") - pl.duration(days=365),
                                       pl.col("index_date")) & pl.col(item).is_not_null())
         values = w.group_by("person_id").agg(pl.col(item).mean())[item]

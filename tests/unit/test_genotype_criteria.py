@@ -104,9 +104,17 @@ class World:
     def withdrawn(self) -> set[int]:
         return set(self.consent.filter(pl.col("withdrawal_date").is_not_null())["person_id"])
 
+    def scoped(self, rows: pl.DataFrame, scope: str) -> pl.DataFrame:
+        """``rows`` of persons whose consent row has ``scope`` true and no withdrawal (the
+        consent rule, by hand; a person without a consent row consented to nothing)."""
+        ok = self.consent.filter(pl.col(scope) & pl.col("withdrawal_date").is_null())
+        return rows.join(ok.select("person_id"), on="person_id", how="semi")
+
     def entry_persons(self) -> set[int]:
-        """Persons with an E11 diagnosis (all inside observation), not withdrawn."""
-        return set(self.condition["person_id"]) - self.withdrawn()
+        """Persons with an E11 diagnosis (all inside observation) in a row they consented
+        to: condition_occurrence needs clinical consent, not withdrawn (the last 15
+        persons have no consent row, so none of their diagnoses is used)."""
+        return set(self.scoped(self.condition, "clinical")["person_id"])
 
     def raw_carriers(self, c: m.GenotypeCriterion) -> pl.DataFrame:
         """Carrier calls matching the criterion, with their person (no consent filter)."""
@@ -199,7 +207,7 @@ def test_members_and_attrition_match_polars(world: World, cat, name: str):
     rule, expected = CASES[name]
     base = world.entry_persons()
     if expected is None:   # the nested case: carriers of ONE and (LIST or aged <= 55)
-        age_at = (world.condition.join(world.person, on="person_id")
+        age_at = (world.scoped(world.condition, "clinical").join(world.person, on="person_id")
                   .group_by("person_id").agg(pl.col("condition_start_date").min(),
                                              pl.col("year_of_birth").first())
                   .filter(pl.col("condition_start_date").dt.year() - pl.col("year_of_birth")

@@ -90,7 +90,10 @@ def test_row_counts_show_the_manifest(report: str, release: Path) -> None:
 
 
 def test_e11_prevalence_matches_polars(report: str, release: Path) -> None:
-    """Persons with any E11 (or descendant) condition, withdrawn left out, by sex."""
+    """Persons with any E11 (or descendant) condition, withdrawn left out, by sex: the
+    cases from condition rows under clinical consent (the report reads the catalog, whose
+    condition_occurrence holds only those rows), the denominator all persons not
+    withdrawn (person is an enrolment table, not scoped)."""
     person = pl.read_parquet(release / "clinical/person.parquet")
     cond = pl.read_parquet(release / "clinical/condition_occurrence.parquet")
     concept = pl.read_parquet(release / "vocabulary/concept.parquet")
@@ -101,6 +104,8 @@ def test_e11_prevalence_matches_polars(report: str, release: Path) -> None:
     ids = set(e11["concept_id"]) | set(under["descendant_concept_id"])
     withdrawn = consent.filter(pl.col("withdrawal_date").is_not_null())["person_id"].to_list()
     persons = person.filter(~pl.col("person_id").is_in(withdrawn))
+    clinical = consent.filter(pl.col("clinical"), pl.col("withdrawal_date").is_null())
+    cond = cond.join(clinical.select("person_id"), on="person_id", how="semi")
     cases = (cond.filter(pl.col("condition_concept_id").is_in(sorted(ids)))
              .select("person_id").unique().join(persons, on="person_id"))
 

@@ -124,7 +124,12 @@ def hand_polars_t2d_women(release: Path, cat) -> list[int]:
     e11 = concept["concept_id"].item()
     ids = read("concept_ancestor").filter(pl.col("ancestor_concept_id") == e11)[
         "descendant_concept_id"].to_list()
-    events = read("condition_occurrence").filter(pl.col("condition_concept_id").is_in(ids))
+    # condition rows are used only under clinical consent, not withdrawn (the file holds
+    # every person's rows; the catalog's view only these)
+    clinical = read("consent").filter(pl.col("clinical"), pl.col("withdrawal_date").is_null())
+    events = (read("condition_occurrence").join(clinical.select("person_id"), on="person_id",
+                                                how="semi")
+              .filter(pl.col("condition_concept_id").is_in(ids)))
     # first_occurrence: each person's first E11 event (by date, then id), then it must lie
     # in an observation period; withdrawn persons never count
     first = (events.sort("person_id", "condition_start_date", "condition_occurrence_id")
