@@ -264,7 +264,7 @@ def load_screening(files: list[Path] | Path, base: Path | str, out: Path | str, 
     source = {"format": "national health-screening CSV (Korean headers)", **counts,
               "files": info, "report": "screening_report.json"}
     return new_version(base, out, {"health_screening": rows.to_arrow()}, source=source,
-                       force=force, files={
+                       force=force, data_kind="screening", files={
                            "screening_report.json": json.dumps(body, ensure_ascii=False,
                                                                indent=1, default=str).encode(),
                            "screening_report.txt": ("\n".join(text) + "\n").encode()})

@@ -75,9 +75,17 @@ def parent_tables(base: Path) -> tuple[dict[str, Any], dict[str, pa.Table]]:
 
 def new_version(base: Path | str, out: Path | str, changes: Mapping[str, TableData], *,
                 source: Mapping[str, Any], force: bool = False,
-                files: Mapping[str, bytes] | None = None) -> dict[str, Any]:
+                files: Mapping[str, bytes] | None = None,
+                data_kind: str | None = None) -> dict[str, Any]:
     """Write ``base`` plus ``changes`` (table -> new rows) as a new version at ``out``;
-    return its manifest (see the module docstring)."""
+    return its manifest (see the module docstring).
+
+    ``data_kind`` is what the new rows are ("fhir", "screening", "omop"): a synthetic
+    parent plus rows that are not synthetic gives a version of that kind, so access rules
+    never treat real rows as synthetic (``workbench.access.SYNTHETIC_KINDS``).
+    """
+    from workbench.access import SYNTHETIC_KINDS
+
     base, out = Path(base), Path(out)
     if out.resolve() == base.resolve():
         raise UsageError(f"--out {out} is the parent release",
@@ -113,7 +121,10 @@ def new_version(base: Path | str, out: Path | str, changes: Mapping[str, TableDa
     links = {rel: base / rel for rel in manifest.get("files", {})
              if not (files and rel in files)}
     prefix = str(manifest["release_id"]).rpartition("-")[0] or None   # synth-..., fhir-...
-    return write_release(out, tables, kind=manifest.get("kind", "release"), vocabulary=False,
+    kind = manifest.get("kind", "release")
+    if kind in SYNTHETIC_KINDS and data_kind and data_kind not in SYNTHETIC_KINDS:
+        kind = data_kind
+    return write_release(out, tables, kind=kind, vocabulary=False,
                          force=force, extra=extra, files=files, link_files=links,
                          id_prefix=prefix)
 
@@ -159,4 +170,5 @@ def add_release(base: Path | str, loaded: Path | str, out: Path | str, *,
     source = {k: lm[k] for k in ("kind", "source", "notes", "warnings", "load") if k in lm}
     source["loaded_release_id"] = lm["release_id"]
     files = {rel: (loaded / rel).read_bytes() for rel in lm.get("files", {})}
-    return new_version(base, out, changes, source=source, force=force, files=files)
+    return new_version(base, out, changes, source=source, force=force, files=files,
+                       data_kind=lm.get("kind"))

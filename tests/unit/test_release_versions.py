@@ -59,7 +59,8 @@ def test_screening_extract_becomes_version_2(base: Path, tmp_path: Path) -> None
     m = load_screening([csv], base, tmp_path / "v2")
     parent = json.loads((base / "manifest.json").read_text())
     assert m["version"] == "2" and m["parent"]["release_id"] == parent["release_id"]
-    assert m["release_id"] != parent["release_id"] and m["kind"] == parent["kind"]
+    assert m["release_id"] != parent["release_id"] and parent["kind"] == "synthetic"
+    assert m["kind"] == "screening"   # real rows on a synthetic parent: not synthetic
     ch = m["changes"]
     assert ch["tables"]["health_screening"] == {"rows_before": before,
                                                 "rows_after": before + 2, "added": 2,
@@ -169,7 +170,7 @@ def test_omop_export_adds_a_version_through_the_cli(base: Path, tmp_path: Path) 
     assert r.exit_code == 0, r.output
     assert "1 persons added" in r.output
     m = json.loads((tmp_path / "v2" / "manifest.json").read_text())
-    assert m["version"] == "2" and m["source"]["kind"] == "omop"
+    assert m["version"] == "2" and m["source"]["kind"] == "omop" and m["kind"] == "omop"
     assert m["changes"]["tables"]["condition_occurrence"]["added"] == 2
     assert "concept" not in m["changes"]["tables"]
     assert not any(p.name.startswith(".v2.omop-") for p in tmp_path.iterdir())

@@ -191,7 +191,7 @@ def load_fhir(source: Path | str, out: Path | str, *, force: bool = False,
 
         changes = {t: rows for t, rows in tables.items() if t != "location"}
         return new_version(base, out, changes, source={**extra["source"], "load": counts},
-                           force=force, files={REPORT_JSON: blob + b"\n",
+                           force=force, data_kind="fhir", files={REPORT_JSON: blob + b"\n",
                                                REPORT_TEXT: text.encode()})
     return write_release(out, tables, kind="fhir", force=force, extra=extra,
                          files={REPORT_JSON: blob + b"\n", REPORT_TEXT: text.encode()})
