@@ -202,7 +202,8 @@ def test_latest_screening_in_two_years(release: Path, cat: catalog.Catalog,
 def test_lifelog_coverage_and_steps(which: str, request: pytest.FixtureRequest, release: Path,
                                     cat: catalog.Catalog) -> None:
     res = request.getfixturevalue(which)
-    per = (read(release, "lifelog", "wearable_daily").join(index_dates(res), on="person_id")
+    per = (scoped(release, read(release, "lifelog", "wearable_daily"), "lifelog")
+           .join(index_dates(res), on="person_id")
            .filter(in_window("date", 365))
            .group_by("person_id").agg(pl.col("steps").mean()))
     n = res.members["subject_id"].n_unique()
