@@ -87,6 +87,7 @@ def import_vcf(path: Path | str, *, checksum: str | None = None, reference: str 
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"VCF {path} does not exist")
+    check_vcf(path, reference=reference)     # before the JVM starts: a bad file fails fast
     session = init()
     gz = path.suffix in (".gz", ".bgz")
     bgz = gz and is_bgzf(path)
@@ -107,7 +108,7 @@ def import_vcf(path: Path | str, *, checksum: str | None = None, reference: str 
         return mt.select_entries("GT")
 
     return _cached(key, build, describe={"source": str(path), **params}, refresh=refresh,
-                   precheck=lambda: check_vcf(path, reference=reference), source=path)
+                   source=path)
 
 
 def import_plink(bed: Path | str, *, reference: str = "GRCh38", partitions: int | None = None,
@@ -124,6 +125,7 @@ def import_plink(bed: Path | str, *, reference: str = "GRCh38", partitions: int 
         if not f.is_file():
             raise UsageError(f"PLINK file {f} does not exist",
                              hint="give the .bed path; .bim and .fam must lie beside it")
+    check_plink(bed)                         # before the JVM starts
     session = init()
     partitions = partitions or default_partitions(bed.stat().st_size, session.cores)
     params = {"kind": "plink", "reference": reference, "partitions": partitions}
@@ -138,7 +140,7 @@ def import_plink(bed: Path | str, *, reference: str = "GRCh38", partitions: int 
         return mt.select_entries("GT").select_cols().select_rows()
 
     return _cached(key, build, describe={"source": str(bed), **params}, refresh=refresh,
-                   precheck=lambda: check_plink(bed), source=bed)
+                   source=bed)
 
 
 def release_genotypes(cat: Catalog, *, partitions: int | None = None,
@@ -161,15 +163,14 @@ def store_dir() -> Path:
 
 
 def _cached(key: str, build, *, describe: dict[str, Any], refresh: bool,
-            precheck=None, source: Path | None = None) -> hl.MatrixTable:
-    """Read the cached MatrixTable, or pre-check the input, build, write and rename it."""
+            source: Path | None = None) -> hl.MatrixTable:
+    """Read the cached MatrixTable, or build, write and rename it (the caller pre-checked
+    the input before starting the JVM)."""
     import hail as hl
 
     final = store_dir() / f"{key}.mt"
     recover_dir(final)       # what imports killed before this one left
     if refresh or not _complete(final):
-        if precheck is not None:
-            precheck()
         tmp = store_dir() / f"{temp_name(final)}writing.mt"
         try:
             try:

@@ -231,3 +231,22 @@ def test_fam_and_bim_columns_and_duplicates(tmp_path):
     bed.with_suffix(".fam").unlink()
     with pytest.raises(GenotypeInputError, match="x.fam does not exist"):
         check_plink(bed)
+
+
+def test_import_refuses_a_bad_file_before_starting_hail(tmp_path, monkeypatch):
+    """import_vcf / import_plink pre-check the file before the JVM starts (a 15-20 s start
+    just to report a bad header): Hail is never asked to start here."""
+    from genomics import session, store
+
+    def no_jvm(**_kw):
+        raise AssertionError("Hail was started for a file that fails its pre-check")
+    monkeypatch.setattr(session, "init", no_jvm)
+    vcf = write(tmp_path / "bad.vcf", HEADER[1:] + ROWS)          # no ##fileformat line
+    with pytest.raises(GenotypeInputError, match="bad.vcf"):
+        store.import_vcf(vcf)
+    bed = tmp_path / "x.bed"
+    bed.write_bytes(b"not plink")
+    (tmp_path / "x.bim").write_text("1\trs1\t0\t100\tA\tG\n")
+    (tmp_path / "x.fam").write_text("f1 s1 0 0 1 -9\n")
+    with pytest.raises(GenotypeInputError, match="x.bed"):
+        store.import_plink(bed)
