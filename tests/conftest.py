@@ -10,6 +10,13 @@ import pytest
 from workbench.synth.build import build_release
 
 
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    """Conftest files are plugins, not modules to search for doctests: collected as such
+    (``--doctest-modules``), two of them in sibling folders without ``__init__.py``
+    both import as ``conftest`` and pytest stops with "import file mismatch"."""
+    return True if collection_path.name == "conftest.py" else None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Checksum memo and catalog view files go to a per-session cache, not ~/.cache;
