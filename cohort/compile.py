@@ -174,8 +174,6 @@ def compile_definition(definition: m.Cohort | m.CohortSet, tables: set[str],
 # --- a cohort in parts (cohort.incremental): index events, rules, members ----------------
 
 INDEX_COLUMNS = ("event_id", "person_id", "start_date", "end_date", "op_start", "op_end")
-
-
 EVENT_COLUMNS = ("person_id", "event_id", "start_date", "end_date")
 
 
@@ -321,13 +319,19 @@ def _events(ctx: _Ctx, c: m.EventCriterion, path: str) -> str:
         return ctx.add("ev", sel)
     order = [col(src.start, e), col(src.event_id, e) if src.event_id else eid.copy()]
     carried = [*cols, *[a.copy().as_(a.name) for a in _attr_columns(c, e)]]
-    first = (_first_by_aggregate if ctx.dialect in ("duckdb", "spark") else _first_by_rank)(
-        carried, order, exp.to_table(src.table).as_(e), exp.and_(*codeset) if codeset else None)
+    first = _first_per_person(ctx)(carried, order, exp.to_table(src.table).as_(e),
+                                   exp.and_(*codeset) if codeset else None)
     outer = [a.transform(lambda n: col(n.name, "r") if isinstance(n, exp.Column) else n)
              for a in attrs]
     sel = exp.select(col("person_id", "r"), col("event_id", "r"), col("start_date", "r"),
                      col("end_date", "r")).from_(first.subquery("r"))
     return ctx.add("ev", sel.where(exp.and_(*outer)) if outer else sel)
+
+
+def _first_per_person(ctx: _Ctx) -> Callable[..., exp.Select]:
+    """How this dialect takes each person's first row: :func:`_first_by_aggregate`, or
+    :func:`_first_by_rank` where there is no ARG_MIN."""
+    return _first_by_aggregate if ctx.dialect in ("duckdb", "spark") else _first_by_rank
 
 
 def _first_by_aggregate(carried: list[exp.Alias], order: list[exp.Expression],
@@ -418,9 +422,8 @@ def _index(ctx: _Ctx, entry: m.Entry, path: str, events: str | None = None) -> s
         x = "x"
         carried = [col(c, x).as_(c) for c in ("person_id", "start_date", "end_date",
                                                "op_start", "op_end")]
-        first = (_first_by_aggregate if ctx.dialect in ("duckdb", "spark") else _first_by_rank)(
-            carried, [col("start_date", x), col("event_id", x)],
-            exp.to_table(entry_events).as_(x), None)
+        first = _first_per_person(ctx)(carried, [col("start_date", x), col("event_id", x)],
+                                       exp.to_table(entry_events).as_(x), None)
         entry_events = ctx.add("first_entry", first)
     keep = exp.select(
         exp.Window(this=exp.RowNumber(), order=exp.Order(expressions=[
