@@ -63,7 +63,7 @@ KEY = ["person_id", "start_date", "end_date", "op_start", "op_end"]
 MAX_ENTRIES = 32            # entries whose events and index events are kept (LRU)
 MAX_EVENT_ROWS = 1_000_000  # entry events kept only up to this many rows
 MAX_RULES = 256             # rules whose verdicts are kept
-MAX_VERDICT_ROWS = 2_000_000   # verdicts kept per rule; past that, only the latest events
+MAX_VERDICT_ROWS = 2_000_000   # verdicts kept per rule; past that, the current index's
 
 _LOCK = threading.Lock()
 _EVENTS: OrderedDict[tuple, pl.DataFrame] = OrderedDict()
@@ -73,7 +73,7 @@ _NAMES = itertools.count()
 
 
 def clear_parts() -> None:
-    """Forget every kept index-event set and verdict."""
+    """Forget every kept entry's events, index events and rule verdicts."""
     with _LOCK:
         for store in (_EVENTS, _INDEX, _VERDICTS):
             store.clear()
