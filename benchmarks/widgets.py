@@ -262,8 +262,8 @@ def main() -> None:
     lines = [f"# Cohort builder: edit -> updated count ({dt.date.today()}, "
              f"{os.cpu_count()} cores)", "",
              f"{r0['edits']} edits of a typical study ({r0['counted_edits']} give a count; "
-             f"{len(r0['incomplete_edits'])} leave the definition incomplete and are not "
-             f"counted), {r0['passes']} passes, each from a new builder with the engine's "
+             f"edits leaving the definition incomplete, {len(r0['incomplete_edits'])}, are "
+             f"not timed), {r0['passes']} passes, each from a new builder with the engine's "
              "caches cleared. Widget: a real CohortBuilder with debounce=0, timed from the "
              "value change to the count shown. Peers on the same definitions in the same "
              "run: the bare engine (run, cache='refresh': compile + run, nothing reused) "
