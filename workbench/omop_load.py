@@ -59,8 +59,8 @@ import pyarrow.ipc as ipc
 from tqdm import tqdm
 
 from workbench.errors import ReleaseError, UsageError
-from workbench.manifest import MANIFEST, sha256_file
-from workbench.release_io import write_release
+from workbench.manifest import sha256_file
+from workbench.release_io import check_release_out, write_release
 from workbench.schema import DOMAINS, TABLES
 
 #: Tables an OMOP export can fill: the release's clinical and vocabulary tables.
@@ -228,18 +228,7 @@ def _check_arguments(csv_dir: Path, out: Path, force: bool) -> None:
     if dst == src or dst.is_relative_to(src) or src.is_relative_to(dst):
         raise UsageError(f"--out {out} is inside the export directory {csv_dir} (or holds it)",
                          hint="write the release to a directory outside the export")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory",
-                         hint="choose a new or empty directory for the release")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise UsageError(f"--out {out} exists and is not empty",
-                             hint="pass --force (force=True) to replace the release there, "
-                                  "or choose a new directory")
-        if not (out / MANIFEST).is_file():
-            raise UsageError(f"--out {out} is not empty and is not a release",
-                             hint="--force only replaces a release; choose an empty or new "
-                                  "directory")
+    check_release_out(out, force, force_hint="pass --force (force=True)")
 
 
 def table_of(path: Path) -> str | None:

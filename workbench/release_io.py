@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 import workbench
 from workbench.atomic import recover_dir, replace_dir
 from workbench.errors import UsageError
-from workbench.manifest import content_id, created_timestamp, sha256_file, write_manifest
+from workbench.manifest import MANIFEST, content_id, created_timestamp, sha256_file, write_manifest
 from workbench.schema import CLUSTER_BY, SCHEMA_VERSION, TABLES, table_file
 
 TableData = pa.Table | Sequence[Mapping[str, Any]]
@@ -163,3 +163,20 @@ def write_release(out: Path | str, tables: Mapping[str, TableData], *, kind: str
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return manifest
+
+
+def check_release_out(out: Path, force: bool, *, force_hint: str = "pass --force") -> None:
+    """A loader's ``--out``: new, empty, or (with ``force``) a release to replace; anything
+    else is a UsageError saying what to do (``force_hint`` names the caller's switch)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory",
+                         hint="choose a new or empty directory for the release")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise UsageError(f"--out {out} exists and is not empty",
+                             hint=f"{force_hint} to replace the release there, or choose a "
+                                  "new directory")
+        if not (out / MANIFEST).is_file():
+            raise UsageError(f"--out {out} is not empty and is not a release",
+                             hint="--force only replaces a release; choose an empty or new "
+                                  "directory")

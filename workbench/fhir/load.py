@@ -51,8 +51,8 @@ from tqdm import tqdm
 from workbench.errors import ReleaseError, UsageError
 from workbench.fhir import mapping as M
 from workbench.fhir.read import Where, read_file, source_files
-from workbench.manifest import MANIFEST, sha256_file
-from workbench.release_io import write_release
+from workbench.manifest import sha256_file
+from workbench.release_io import check_release_out, write_release
 
 #: Tables a FHIR load writes (always, empty when nothing maps to them).
 TABLES_WRITTEN = ("person", "observation_period", "visit_occurrence", "condition_occurrence",
@@ -209,18 +209,7 @@ def _check_arguments(source: Path, out: Path, force: bool) -> None:
     if dst == src or dst.is_relative_to(src):
         raise UsageError(f"--out {out} is inside the source {source}",
                          hint="write the release to a directory outside the FHIR files")
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a directory",
-                         hint="choose a new or empty directory for the release")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise UsageError(f"--out {out} exists and is not empty",
-                             hint="pass --force to replace the release there, or choose a "
-                                  "new directory")
-        if not (out / MANIFEST).is_file():
-            raise UsageError(f"--out {out} is not empty and is not a release",
-                             hint="--force only replaces a release; choose an empty or new "
-                                  "directory")
+    check_release_out(out, force)
 
 
 # --- pass 1: read, validate, map ---------------------------------------------------------
