@@ -47,13 +47,20 @@ def release_synth(
     seed: int = typer.Option(42, help="Random seed; same arguments give identical files."),
     force: bool = typer.Option(False, "--force", help="Replace a non-empty --out."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    lifelog_days: int | None = typer.Option(
+        None, "--lifelog-days", help="Dense lifelog: persons wear a device over the last N "
+        "days up to the data cut (default: short wear periods of ~30% of persons)."),
+    wearers: float | None = typer.Option(
+        None, "--wearers", help="With --lifelog-days: the fraction of persons who wear one "
+        "(default 1)."),
 ) -> None:
     """Build a deterministic synthetic national release."""
     from workbench.synth.build import build_release
 
     try:
         m = build_release(out, persons=persons, genotyped=genotyped, variants=variants,
-                          seed=seed, force=force, progress=not quiet and sys.stderr.isatty())
+                          seed=seed, force=force, progress=not quiet and sys.stderr.isatty(),
+                          lifelog_days=lifelog_days, wearers=wearers)
     except WorkbenchError as e:
         _fail(e)
     typer.echo(f"release {m['release_id']} written to {out} "

@@ -48,7 +48,8 @@ from workbench.synth.vocabulary import vocabulary_tables
 CHUNK = 50_000
 DEFAULTS = {"persons": 20_000, "genotyped": 5_000, "variants": 20_000, "seed": 42}
 _STREAM = {"population": 1, "genotyped": 2, "layout": 3, "genotypes": 4, "effects": 5,
-           "scores": 6, "regions": 7, "chunk": 1000}
+           "scores": 6, "regions": 7, "chunk": 1000, "lifelog": 100_000}
+ROW_GROUP = 1 << 20
 
 
 def _rng(seed: int, purpose: str, k: int = 0) -> np.random.Generator:
@@ -56,8 +57,15 @@ def _rng(seed: int, purpose: str, k: int = 0) -> np.random.Generator:
 
 
 def validate_arguments(out: Path, persons: int, genotyped: int, variants: int, seed: int,
-                       force: bool) -> None:
+                       force: bool, lifelog_days: int | None = None,
+                       wearers: float | None = None) -> None:
     """Raise UsageError (one line each) for arguments a build cannot take."""
+    if lifelog_days is not None and not 1 <= lifelog_days <= 3650:
+        raise UsageError(f"--lifelog-days must be 1..3650, got {lifelog_days}")
+    if wearers is not None and lifelog_days is None:
+        raise UsageError("--wearers needs --lifelog-days (it sets the dense lifelog's wearers)")
+    if wearers is not None and not 0 < wearers <= 1:
+        raise UsageError(f"--wearers must be a fraction in (0, 1], got {wearers}")
     if persons < 100:
         raise UsageError(f"--persons must be at least 100, got {persons}")
     if genotyped < 0:
@@ -94,6 +102,20 @@ class _Writers:
         self.root = root
         self.writers: dict[str, pq.ParquetWriter] = {}
         self.rows: dict[str, int] = {}
+        self.pending: dict[str, list[pa.Table]] = {}
+
+    def write_grouped(self, name: str, table: pa.Table) -> None:
+        """Write rows in full row groups of ROW_GROUP rows, whatever the pieces' sizes
+        (the rest waits for the next piece or close)."""
+        parts = self.pending.setdefault(name, [])
+        parts.append(table)
+        held = sum(p.num_rows for p in parts)
+        if held < ROW_GROUP:
+            return
+        whole = pa.concat_tables(parts)
+        full = held - held % ROW_GROUP
+        self.write(name, whole.slice(0, full))
+        self.pending[name] = [whole.slice(full)] if full < held else []
 
     def write(self, name: str, table: pa.Table) -> None:
         if name not in self.writers:
@@ -103,10 +125,13 @@ class _Writers:
                                                   compression_level=3)
             self.rows[name] = 0
         table = table.cast(TABLES[name])
-        self.writers[name].write_table(table, row_group_size=1 << 20)
+        self.writers[name].write_table(table, row_group_size=ROW_GROUP)
         self.rows[name] += table.num_rows
 
     def close(self) -> None:
+        for name, parts in self.pending.items():
+            if parts:
+                self.write(name, pa.concat_tables(parts))
         for w in self.writers.values():
             w.close()
         for name in TABLES:       # every table exists, even if empty
@@ -143,18 +168,27 @@ def _link_rows(pop: Population, samples, seed: int, rng: np.random.Generator):
 def build_release(out: Path | str, *, persons: int = DEFAULTS["persons"],
                   genotyped: int = DEFAULTS["genotyped"], variants: int = DEFAULTS["variants"],
                   seed: int = DEFAULTS["seed"], force: bool = False,
-                  progress: bool = True) -> dict[str, Any]:
-    """Build a release into ``out`` and return its manifest (see module docstring)."""
+                  progress: bool = True, lifelog_days: int | None = None,
+                  wearers: float | None = None) -> dict[str, Any]:
+    """Build a release into ``out`` and return its manifest (see module docstring).
+
+    ``lifelog_days`` makes the lifelog dense: every person (or the fraction ``wearers``,
+    drawn per person) wears a device over the last ``lifelog_days`` days up to the data
+    cut, clipped to observation and death, instead of the default short wear periods;
+    minute heart rate covers ~1% of the wearers for a week. Both are recorded in the
+    manifest. Without them the build is the default one, byte for byte."""
     out = Path(out)
     if out.parent.is_dir():
         # a build killed with SIGKILL cannot clean up after itself: the next one puts a
         # release it had moved aside back in place and deletes its temp directories
         recover_dir(out)
-    validate_arguments(out, persons, genotyped, variants, seed, force)
+    validate_arguments(out, persons, genotyped, variants, seed, force, lifelog_days, wearers)
+    dense = None if lifelog_days is None else {
+        "lifelog_days": lifelog_days, "wearers": 1.0 if wearers is None else float(wearers)}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-{os.getpid()}-", dir=out.parent))
     try:
-        manifest = _build(tmp, persons, genotyped, variants, seed, progress)
+        manifest = _build(tmp, persons, genotyped, variants, seed, progress, dense)
         replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -162,7 +196,8 @@ def build_release(out: Path | str, *, persons: int = DEFAULTS["persons"],
     return manifest
 
 
-def _build(root: Path, n: int, m: int, v: int, seed: int, progress: bool) -> dict[str, Any]:
+def _build(root: Path, n: int, m: int, v: int, seed: int, progress: bool,
+           dense: dict | None = None) -> dict[str, Any]:
     bar: Callable[..., tqdm] = lambda **kw: tqdm(disable=not progress, unit_scale=True,  # noqa: E731
                                                  leave=False, **kw)
     pop = make_population(n, _rng(seed, "population"))
@@ -200,7 +235,8 @@ def _build(root: Path, n: int, m: int, v: int, seed: int, progress: bool) -> dic
             hi = min(lo + CHUNK, n)
             chunk = pop.slice(lo, hi)
             rng = _rng(seed, "chunk", c)
-            _write_chunk(writers, chunk, genotyped_mask[lo:hi], rng, ids, ldl_persons)
+            _write_chunk(writers, chunk, genotyped_mask[lo:hi], rng, ids, ldl_persons,
+                         dense and (dense, _rng(seed, "lifelog", c)))
             pb.update(hi - lo)
     writers.write("location", public.location_table())
     writers.write("region_indicator", public.region_indicator_table(_rng(seed, "regions")))
@@ -220,11 +256,12 @@ def _build(root: Path, n: int, m: int, v: int, seed: int, progress: bool) -> dic
         n_ldl = len(ldl_persons & linked)
         truth["ldl_cholesterol"]["n_genotyped_with_ldl"] = n_ldl
         _add_power(truth["ldl_cholesterol"], n_ldl)
-    return _finish_manifest(root, writers.rows, n, m, v, seed, truth)
+    return _finish_manifest(root, writers.rows, n, m, v, seed, truth, dense)
 
 
 def _write_chunk(writers: _Writers, pop: Population, genotyped: np.ndarray,
-                 rng: np.random.Generator, ids: dict[str, int], ldl_persons: set[int]) -> None:
+                 rng: np.random.Generator, ids: dict[str, int], ldl_persons: set[int],
+                 dense: tuple[dict, np.random.Generator] | None = None) -> None:
     hist = simulate(pop, rng)
     enc = clinical.make_encounters(pop, hist, rng)
     enc.visit_id = ids["visit"] + np.arange(len(enc.i))
@@ -242,11 +279,21 @@ def _write_chunk(writers: _Writers, pop: Population, genotyped: np.ndarray,
         "health_screening": public.screening_table(pop, hist, body, rng),
         "death_registry": public.death_registry_table(pop, hist),
     }
-    daily, periods = lifelog.wearable_daily_table(pop, hist, body, rng)
-    tables["wearable_daily"] = daily
-    tables["wearable_intraday_hr"] = lifelog.intraday_hr_table(pop, periods, rng)
-    wearer = np.zeros(len(pop), bool)
-    wearer[periods[0]] = True
+    if dense:
+        # its own stream, written piece by piece in full row groups (bounded memory)
+        (opts, lrng), wearer = dense, None
+        for name, piece in lifelog.dense_tables(pop, hist, opts["lifelog_days"],
+                                                opts["wearers"], lrng):
+            if name == "wearers":
+                wearer = piece
+            else:
+                writers.write_grouped(name, piece)
+    else:
+        daily, periods = lifelog.wearable_daily_table(pop, hist, body, rng)
+        tables["wearable_daily"] = daily
+        tables["wearable_intraday_hr"] = lifelog.intraday_hr_table(pop, periods, rng)
+        wearer = np.zeros(len(pop), bool)
+        wearer[periods[0]] = True
     tables["consent"] = governance.consent_table(pop, hist, genotyped, wearer, rng)
     for key, name in (("obs", "observation_period"), ("visit", "visit_occurrence"),
                       ("cond", "condition_occurrence"), ("drug", "drug_exposure"),
@@ -307,7 +354,7 @@ def _add_power(section: dict, n: int) -> None:
 
 
 def _finish_manifest(root: Path, rows: dict[str, int], n: int, m: int, v: int, seed: int,
-                     truth: dict) -> dict[str, Any]:
+                     truth: dict, dense: dict | None = None) -> dict[str, Any]:
     tables = {name: {"path": table_file(name), "domain": table_file(name).split("/")[0],
                      "rows": rows[name], "sha256": sha256_file(root / table_file(name))}
               for name in TABLES}
@@ -319,7 +366,8 @@ def _finish_manifest(root: Path, rows: dict[str, int], n: int, m: int, v: int, s
         "release_id": "", "version": "1", "schema_version": SCHEMA_VERSION,
         "kind": "synthetic", "seed": seed, "created": created_timestamp(),
         "generator": {"name": "workbench.synth", "version": workbench.__version__,
-                      "arguments": {"persons": n, "genotyped": m, "variants": v, "seed": seed}},
+                      "arguments": {"persons": n, "genotyped": m, "variants": v, "seed": seed,
+                                    **(dense or {})}},
         "data_cut": "2024-12-31",
         "tables": tables, "files": files,
         "genotypes": ({"vcf": GENOTYPE_VCF, "index": GENOTYPE_INDEX, "reference_genome": "GRCh38",
