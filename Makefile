@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: env demo test lint lab doctor bench-synth bench-widgets bench-ingest lock clean
+.PHONY: env demo test lint lab doctor bench-synth bench-widgets bench-ingest bench-scale lock clean
 
 env:
 	@bash env/bootstrap.sh
@@ -34,6 +34,11 @@ bench-widgets: env
 # FHIR NDJSON resources/s and screening CSV rows/s with peak memory (PERSONS, ROWS to size).
 bench-ingest: env
 	$(BIN)/python benchmarks/ingest.py $(if $(PERSONS),--persons $(PERSONS)) $(if $(ROWS),--csv-rows $(ROWS))
+
+# Cohort latency vs persons and lifelog rows, DuckDB and local Spark (long: builds ~6 releases
+# up to 1M persons x 730 days under benchmarks/work). ARGS="--persons 20000 ..." to resize.
+bench-scale: env
+	$(BIN)/python benchmarks/scale.py $(ARGS)
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock: env
