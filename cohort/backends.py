@@ -1,17 +1,26 @@
 """Run compiled definitions on other engines: Spark SQL (local or a cluster), PostgreSQL.
 
-DuckDB is the default engine (:func:`cohort.engine.run`). The same compiled query, rendered
-for another dialect by sqlglot, runs on a backend that holds the release's tables:
+DuckDB is the default engine. ``cohort.engine.run(definition, cat, engine="spark")`` runs
+the same compiled query, rendered by sqlglot as Spark SQL, over the release's Parquet
+files (:func:`spark_for`); :func:`run_on` runs it on any backend (row-level members):
 
->>> # spark = SparkBackend.for_release(release_dir)            # local[2] by default
->>> # members, persons = run_on(spark, definition, catalog)
+>>> # members, persons = run_on(SparkBackend.for_release(cat), definition, cat)
+>>> # members, persons = run_on(PostgresBackend.for_release(cat, dsn), definition, cat)
 
-Both backends return the same rows and attrition as DuckDB (tests/integration).
+One Spark session serves the process: Hail's when Hail runs (:mod:`genomics.session`), a
+session passed in, or one started through ``genomics.session.init`` (so Hail can join it
+later). ``$WORKBENCH_SPARK_MASTER`` (``spark://host:7077``, ``yarn``) chooses the cluster;
+``data_url`` (or ``$WORKBENCH_RELEASE_URL``) where the executors read the release's
+Parquet (``gs://bucket/release``, ``hdfs:///releases/r1``; default: the release's local
+folder). Every backend returns the same rows and attrition as DuckDB (tests/integration,
+tests/cluster).
 """
 
 from __future__ import annotations
 
 import io
+import os
+import threading
 from pathlib import Path
 from typing import Protocol
 
@@ -26,7 +35,14 @@ from cohort.engine import compile_for, split_result
 from cohort.governance import cell, tables_read
 from cohort.privacy import SmallCellPolicy
 from workbench import access, audit
-from workbench.catalog import VIEWS_VERSION, Catalog
+from workbench.catalog import (
+    CARRIER_SCHEMA,
+    CARRIER_TABLE,
+    VIEWS_VERSION,
+    Catalog,
+    carrier_table_path,
+)
+from workbench.schema import TABLES
 from workbench.scopes import RAW_PREFIX, SCOPE_OF_TABLE, scoped_select
 
 
@@ -53,39 +69,104 @@ def run_on(backend: Backend, definition: m.Cohort | m.CohortSet,
 
 
 class SparkBackend:
-    """Spark SQL over the release's Parquet files (temp views), local or on a cluster."""
+    """Spark SQL over the release's Parquet files (temp views), local or on a cluster.
+
+    Each backend has its own Spark session (``newSession``: the process's Spark context,
+    its own temp views), so backends of several releases live side by side."""
 
     dialect = "spark"
 
-    def __init__(self, spark) -> None:
+    def __init__(self, spark, location: str = "") -> None:
         self.spark = spark
+        self.location = location     # where the executors read the tables from
 
     @classmethod
-    def for_release(cls, cat: Catalog, *, spark=None, master: str = "local[2]") -> SparkBackend:
-        if spark is None:
-            from pyspark.sql import SparkSession
-
-            spark = (SparkSession.builder.master(master).appName("workbench-cohort")
-                     .config("spark.ui.enabled", "false")
-                     .config("spark.sql.session.timeZone", "UTC")
-                     .config("spark.sql.shuffle.partitions", "4")
-                     .config("spark.driver.memory", "2g").getOrCreate())
-            spark.sparkContext.setLogLevel("ERROR")
+    def for_release(cls, cat: Catalog, *, spark=None, master: str | None = None,
+                    data_url: str | None = None) -> SparkBackend:
+        """Temp views of the release's tables (consent-scoped as the catalog's) in a new
+        session of ``spark`` (default: :func:`spark_session`). ``data_url``: the release's
+        folder as the executors see it (an object-store or HDFS URL holding the same
+        files as ``cat.path``); default ``$WORKBENCH_RELEASE_URL``, else ``cat.path``."""
+        spark = (spark or spark_session(master)).newSession()
+        for key, value in _SESSION_CONF.items():
+            spark.conf.set(key, value)
+        base = (data_url or os.environ.get("WORKBENCH_RELEASE_URL") or str(cat.path))
+        base = base.rstrip("/")
         scoped = "consent" in cat.tables
         for name in cat.tables:
-            path = cat.path / cat.manifest["tables"][name]["path"]
+            path = f"{base}/{cat.manifest['tables'][name]['path']}"
             raw = f"{RAW_PREFIX}{name}" if scoped and name in SCOPE_OF_TABLE else name
-            spark.read.parquet(str(path)).createOrReplaceTempView(raw)
+            # the schema given, not inferred: inference is a Spark job per file
+            spark.read.schema(spark_schema(TABLES[name])).parquet(path) \
+                .createOrReplaceTempView(raw)
         for name in cat.tables:     # consented rows only, as the catalog's views
             if scoped and name in SCOPE_OF_TABLE:
                 view = scoped_select(name, exp.to_table(f"{RAW_PREFIX}{name}"),
                                      exp.to_table("consent"))
                 spark.sql(f"CREATE OR REPLACE TEMPORARY VIEW {name} AS "
                           f"{view.sql('spark')}")
-        return cls(spark)
+        carriers = carrier_table_path(cat.manifest)
+        if CARRIER_TABLE in cat.derived and carriers is not None:
+            # built by genomics.carriers in the workbench cache (on a cluster: a path
+            # every executor can read, e.g. $WORKBENCH_CACHE on shared storage)
+            spark.read.schema(spark_schema(CARRIER_SCHEMA)).parquet(str(carriers)) \
+                .createOrReplaceTempView(CARRIER_TABLE)
+        return cls(spark, base)
 
     def query(self, sql: str) -> pl.DataFrame:
         return pl.from_pandas(self.spark.sql(sql).toPandas())
+
+
+_SPARK_TYPES = {pa.int64(): "BIGINT", pa.int32(): "INT", pa.int8(): "TINYINT",
+                pa.float64(): "DOUBLE", pa.string(): "STRING", pa.date32(): "DATE",
+                pa.bool_(): "BOOLEAN", pa.timestamp("ms"): "TIMESTAMP_NTZ"}
+
+
+def spark_schema(schema: pa.Schema) -> str:
+    """A release table's Arrow schema as Spark DDL (timestamps without a zone are NTZ,
+    as Spark reads pyarrow's).
+
+    >>> spark_schema(pa.schema([("person_id", pa.int64()), ("date", pa.date32())]))
+    '`person_id` BIGINT, `date` DATE'
+    """
+    return ", ".join(f"`{f.name}` {_SPARK_TYPES[f.type]}" for f in schema)
+
+
+# per Spark session: UTC (dates are compared as dates; timestamps print as UTC), few
+# shuffle partitions for cohort-sized joins, Arrow for the hand-off to Polars
+_SESSION_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.shuffle.partitions": "8",
+                 "spark.sql.execution.arrow.pyspark.enabled": "true"}
+_BACKENDS: dict[tuple, SparkBackend] = {}
+_LOCK = threading.Lock()
+
+
+def spark_session(master: str | None = None):
+    """The process's Spark session, shared with Hail: the running one (Hail's, or one the
+    user made), else Hail's started now by :func:`genomics.session.init` on ``master``
+    (default ``$WORKBENCH_SPARK_MASTER``, else local on every core), so a later GWAS in
+    the same process uses the same JVM and cluster."""
+    from pyspark import SparkContext
+    from pyspark.sql import SparkSession
+
+    if SparkContext._active_spark_context is None:
+        from genomics import session
+
+        session.init(master=master)
+    return SparkSession.builder.getOrCreate()
+
+
+def spark_for(cat: Catalog, *, spark=None, data_url: str | None = None) -> SparkBackend:
+    """The Spark backend of a release (made once per release, Spark context and
+    location; then reused): what ``run(..., engine="spark")`` uses."""
+    if isinstance(spark, SparkBackend):
+        return spark
+    session = spark or spark_session()
+    key = (id(session.sparkContext), str(cat.path), cat.release_id, tuple(cat.tables),
+           tuple(cat.derived), data_url or os.environ.get("WORKBENCH_RELEASE_URL"))
+    with _LOCK:
+        if key not in _BACKENDS:
+            _BACKENDS[key] = SparkBackend.for_release(cat, spark=session, data_url=data_url)
+        return _BACKENDS[key]
 
 
 _PG_TYPES = {pa.int64(): "bigint", pa.int32(): "integer", pa.float64(): "double precision",

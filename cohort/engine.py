@@ -15,7 +15,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
@@ -27,6 +27,7 @@ from cohort.concepts import resolve
 from cohort.incremental import clear_parts, evaluate_in_parts
 from cohort.privacy import Cell, SmallCellPolicy, Suppressed
 from workbench.catalog import Catalog
+from workbench.errors import UsageError
 
 _RESULTS: dict[tuple[str, str], tuple[pl.DataFrame, list[int], list[str]]] = {}
 
@@ -131,32 +132,51 @@ def compile_for(definition: m.Cohort | m.CohortSet, cat: Catalog,
 
 def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,
         policy: SmallCellPolicy | None = None,
-        cache: Literal["use", "refresh"] = "use") -> CohortResult:
+        cache: Literal["use", "refresh"] = "use",
+        engine: Literal["duckdb", "spark"] = "duckdb", spark: Any = None) -> CohortResult:
     """Compile and run on the release's DuckDB; one query gives rows and attrition.
+
+    ``engine="spark"``: the same definition compiled to Spark SQL and run over the
+    release's Parquet files on Spark (local, or the cluster of ``$WORKBENCH_SPARK_MASTER``),
+    in the Spark session Hail uses (:func:`cohort.backends.spark_for`; ``spark``: a
+    SparkSession or a :class:`~cohort.backends.SparkBackend` to use instead). The result is
+    the same as DuckDB's, row for row (tests/integration, tests/cluster).
 
     Any tier may run (counts and attrition); under a project a definition reading an
     ungranted table or column is refused first. Every run is audited."""
+    if engine not in ("duckdb", "spark"):
+        raise UsageError(f"unknown engine {engine!r}", hint="use duckdb or spark")
     governance.check_grants(definition, cat)
     key = (cat.release_id, definition.content_hash())
-    if cache == "use" and key in _RESULTS:
-        members, persons, steps = _RESULTS[key]
+    memo = key if engine == "duckdb" else (*key, engine)
+    if cache == "use" and memo in _RESULTS:
+        members, persons, steps = _RESULTS[memo]
     else:
         parts = (evaluate_in_parts(definition, cat)
-                 if cache == "use" and isinstance(definition, m.Cohort) else None)
+                 if cache == "use" and engine == "duckdb" and isinstance(definition, m.Cohort)
+                 else None)
         if parts is not None:
             rows, persons, steps = parts
             members = _members(rows)
+        elif engine == "spark":
+            from cohort.backends import spark_for
+
+            compiled = compile_for(definition, cat, "spark")
+            members, persons = split_result(spark_for(cat, spark=spark).query(
+                compiled.sql("spark")))
+            steps = compiled.steps
         else:
             compiled = compile_for(definition, cat)
             members, persons = split_result(cat.frame(compiled.sql("duckdb")))
             steps = compiled.steps
-        _RESULTS[key] = (members, persons, steps)
+        _RESULTS[memo] = (members, persons, steps)
     policy = policy or SmallCellPolicy()
     withheld = disclosure.screen(cat, key[1], members["subject_id"].unique().to_numpy(),
                                  policy.threshold)
     result = CohortResult(definition, cat.release_id, steps, members, persons, policy,
                           cat.manifest.get("kind"), withheld)
-    governance.audit_run(result, cat)
+    governance.audit_run(result, cat,
+                         detail=None if engine == "duckdb" else {"engine": engine})
     return result
 
 

@@ -60,11 +60,13 @@ def default_driver_memory(total_bytes: int) -> str:
 
 def init(*, master: str | None = None, cores: int | None = None,
          driver_memory: str | None = None, tmp_dir: str | None = None,
-         progress: bool = False, seed: int = 42) -> Session:
+         progress: bool = False, seed: int = 42,
+         spark_conf: Mapping[str, str] | None = None) -> Session:
     """Start Hail (once per process) and return the session.
 
     A second call returns the running session; asking it for another master is an error
-    (Hail cannot restart its JVM in one process).
+    (Hail cannot restart its JVM in one process). ``spark_conf`` adds to (or overrides)
+    the Spark settings, e.g. ``{"spark.executor.memory": "8g"}`` on a cluster.
     """
     global _SESSION
     if _SESSION is not None:
@@ -92,7 +94,7 @@ def init(*, master: str | None = None, cores: int | None = None,
     log = logs / f"hail-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
     conf = {"spark.driver.memory": driver_memory, "spark.ui.enabled": "false",
             "spark.sql.session.timeZone": "UTC", "spark.sql.shuffle.partitions": str(
-                max(4, 2 * cores)), "spark.local.dir": str(local_tmp)}
+                max(4, 2 * cores)), "spark.local.dir": str(local_tmp), **(spark_conf or {})}
     import hail as hl
     from pyspark import SparkContext
 

@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import plotly.graph_objects as go
 import polars as pl
@@ -84,15 +84,17 @@ def run_gwas(definition: m.Cohort | m.CohortSet, cat: Catalog, *, trait: str,
              covariates: list[str], pcs: int = 10, out: Path | str,
              cases: m.Cohort | m.CohortSet | None = None, test: Test = "wald",
              qc_params: QCParams | None = None, policy: SmallCellPolicy | None = None,
-             progress: Say | None = None, warn: Say | None = None) -> Study:
+             progress: Say | None = None, warn: Say | None = None,
+             engine: Literal["duckdb", "spark"] = "duckdb") -> Study:
     """Cohort -> GWAS, files written atomically into ``out`` (see the module docstring).
 
     ``warn`` hears warnings as they arise (they are also in ``Study.warnings`` and
-    ``qc.json``); counts in them pass the small-cell policy.
+    ``qc.json``); counts in them pass the small-cell policy. ``engine`` runs the cohort
+    (:func:`cohort.engine.run`): "spark" in Hail's own Spark session (and cluster).
     """
     (study,) = run_gwas_traits(definition, cat, [TraitSpec(trait, out, cases)],
                                covariates=covariates, pcs=pcs, test=test, qc_params=qc_params,
-                               policy=policy, progress=progress, warn=warn)
+                               policy=policy, progress=progress, warn=warn, engine=engine)
     return study
 
 
@@ -100,7 +102,8 @@ def run_gwas_traits(definition: m.Cohort | m.CohortSet, cat: Catalog,
                     traits: list[TraitSpec], *, covariates: list[str], pcs: int = 10,
                     test: Test = "wald", qc_params: QCParams | None = None,
                     policy: SmallCellPolicy | None = None, progress: Say | None = None,
-                    warn: Say | None = None) -> list[Study]:
+                    warn: Say | None = None,
+                    engine: Literal["duckdb", "spark"] = "duckdb") -> list[Study]:
     """Several GWAS of one cohort sharing the link, QC and PCA (which depend only on the
     cohort's samples): one :class:`Study` per trait, each as :func:`run_gwas` gives it.
     At most one trait may be binary (its cases are the linked ``case`` field).
@@ -116,10 +119,11 @@ def run_gwas_traits(definition: m.Cohort | m.CohortSet, cat: Catalog,
                          f"binary (got {len(traits)}, {len(binary)} binary)",
                          hint="run the other binary traits in their own call")
     say("running the cohort")
-    members = run(definition, cat, policy=policy).members
+    members = run(definition, cat, policy=policy, engine=engine).members
     if members.height == 0:
         raise UsageError("the cohort is empty; there is nobody to analyse")
-    case_members = run(binary[0].cases, cat, policy=policy).members if binary else None
+    case_members = (run(binary[0].cases, cat, policy=policy, engine=engine).members
+                    if binary else None)
     say("loading genotypes (cached MatrixTable)")
     mt = release_genotypes(cat)
     fields = list(dict.fromkeys([*("case" if t.cases is not None else t.trait for t in traits),

@@ -1,5 +1,7 @@
 """The same definitions give identical members and attrition on DuckDB, Spark SQL
-(local pyspark) and PostgreSQL (a server the tests start)."""
+(local pyspark, through ``run(..., engine="spark")`` in Hail's Spark session) and
+PostgreSQL (a server the tests start). tests/cluster does the same on a Spark
+standalone cluster."""
 
 from __future__ import annotations
 
@@ -69,33 +71,60 @@ REALISTIC = {
 def backends(small_release, spark, postgres_dsn):
     cat = catalog.open(small_release)
     pg = PostgresBackend.for_release(cat, postgres_dsn)
-    yield cat, SparkBackend.for_release(cat, spark=spark), pg
+    yield cat, pg
     pg.close()
     cat.close()
 
 
+def agree(d, cat, spark, pg) -> None:
+    duck = run(d, cat, cache="refresh")
+    on_spark = run(d, cat, engine="spark", spark=spark, cache="refresh")
+    assert_frame_equal(on_spark.members, duck.members, check_dtypes=False)
+    assert on_spark.step_persons == duck.step_persons
+    assert on_spark.steps == duck.steps
+    members, persons = run_on(pg, d, cat)
+    assert_frame_equal(members, duck.members, check_dtypes=False)
+    assert persons == duck.step_persons
+
+
 @pytest.mark.parametrize("name", list(REALISTIC))
-def test_realistic_definitions_agree(backends, name):
-    cat, spark_be, pg_be = backends
-    d = REALISTIC[name]
-    duck = run(d, cat)
-    assert duck.members.height > 0
-    for be in (spark_be, pg_be):
-        members, persons = run_on(be, d, cat)
-        assert_frame_equal(members, duck.members, check_dtypes=False)
-        assert persons == duck.step_persons, be.dialect
+def test_realistic_definitions_agree(backends, spark, name):
+    cat, pg = backends
+    assert run(REALISTIC[name], cat).members.height > 0
+    agree(REALISTIC[name], cat, spark, pg)
 
 
 @pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
 def test_result_cases_agree(c, tmp_path, spark, postgres_dsn):
     write_release(tmp_path / "r", c.prep, kind="fixture")
     with catalog.open(tmp_path / "r") as cat:
-        duck = run(c.definition, cat)
         pg = PostgresBackend.for_release(cat, postgres_dsn)
         try:
-            for be in (SparkBackend.for_release(cat, spark=spark), pg):
-                members, persons = run_on(be, c.definition, cat)
-                assert_frame_equal(members, duck.members, check_dtypes=False)
-                assert persons == duck.step_persons, be.dialect
+            agree(c.definition, cat, spark, pg)
         finally:
             pg.close()
+
+
+def test_spark_backends_of_two_releases_and_a_data_url(small_release, spark, tmp_path):
+    """Two releases in one Spark context: each backend keeps its own views (a session
+    each), so running on the first after the second was set up still reads the first;
+    with ``data_url`` the executors read the Parquet there (a file:// URL of a copy)."""
+    import shutil
+
+    case = CASES[0]
+    write_release(tmp_path / "case", case.prep, kind="fixture")
+    copy = tmp_path / "bucket" / "release"
+    shutil.copytree(small_release, copy)
+    d = REALISTIC["t2d metformin, LDL, walking"]
+    with catalog.open(tmp_path / "case") as small, catalog.open(small_release) as cat:
+        first = run(case.definition, small, engine="spark", spark=spark, cache="refresh")
+        big = run(d, cat, engine="spark", spark=spark, cache="refresh")
+        again = run(case.definition, small, engine="spark", spark=spark, cache="refresh")
+        assert again.step_persons == first.step_persons == run(case.definition,
+                                                               small).step_persons
+        assert big.step_persons == run(d, cat).step_persons
+        be = SparkBackend.for_release(cat, spark=spark, data_url=copy.as_uri() + "/")
+        files = be.spark.table("_rows_condition_occurrence").inputFiles()
+        assert files and all(f.startswith(copy.as_uri()) for f in files), files
+        remote = run(d, cat, engine="spark", spark=be, cache="refresh")
+        assert_frame_equal(remote.members, run(d, cat).members, check_dtypes=False)
