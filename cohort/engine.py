@@ -14,6 +14,7 @@ True
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -46,6 +47,7 @@ class CohortResult:
     policy: SmallCellPolicy = field(default_factory=SmallCellPolicy)
     release_kind: str | None = None      # the manifest's "kind" (synthetic: default tier)
     withheld: str | None = None          # why count and attrition are withheld (differencing)
+    engine: str = "duckdb"               # where it ran (the same rows on every engine)
     _audited: bool = field(default=False, init=False, repr=False, compare=False)
 
     @property
@@ -133,19 +135,23 @@ def compile_for(definition: m.Cohort | m.CohortSet, cat: Catalog,
 def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,
         policy: SmallCellPolicy | None = None,
         cache: Literal["use", "refresh"] = "use",
-        engine: Literal["duckdb", "spark"] = "duckdb", spark: Any = None) -> CohortResult:
+        engine: Literal["duckdb", "spark"] | None = None, spark: Any = None) -> CohortResult:
     """Compile and run on the release's DuckDB; one query gives rows and attrition.
 
     ``engine="spark"``: the same definition compiled to Spark SQL and run over the
     release's Parquet files on Spark (local, or the cluster of ``$WORKBENCH_SPARK_MASTER``),
     in the Spark session Hail uses (:func:`cohort.backends.spark_for`; ``spark``: a
     SparkSession or a :class:`~cohort.backends.SparkBackend` to use instead). The result is
-    the same as DuckDB's, row for row (tests/integration, tests/cluster).
+    the same as DuckDB's, row for row (tests/integration, tests/cluster). The default
+    engine is ``$WORKBENCH_ENGINE`` (a deployment on a cluster sets it; notebooks do not
+    change), else duckdb.
 
     Any tier may run (counts and attrition); under a project a definition reading an
     ungranted table or column is refused first. Every run is audited."""
+    engine = engine or os.environ.get("WORKBENCH_ENGINE") or "duckdb"  # type: ignore[assignment]
     if engine not in ("duckdb", "spark"):
-        raise UsageError(f"unknown engine {engine!r}", hint="use duckdb or spark")
+        raise UsageError(f"unknown engine {engine!r}",
+                         hint="use duckdb or spark (argument engine= or $WORKBENCH_ENGINE)")
     governance.check_grants(definition, cat)
     key = (cat.release_id, definition.content_hash())
     memo = key if engine == "duckdb" else (*key, engine)
@@ -174,7 +180,7 @@ def run(definition: m.Cohort | m.CohortSet, cat: Catalog, *,
     withheld = disclosure.screen(cat, key[1], members["subject_id"].unique().to_numpy(),
                                  policy.threshold)
     result = CohortResult(definition, cat.release_id, steps, members, persons, policy,
-                          cat.manifest.get("kind"), withheld)
+                          cat.manifest.get("kind"), withheld, engine)
     governance.audit_run(result, cat,
                          detail=None if engine == "duckdb" else {"engine": engine})
     return result

@@ -77,3 +77,29 @@ def spark(hail_session):
     s.conf.set("spark.sql.session.timeZone", "UTC")
     s.conf.set("spark.sql.shuffle.partitions", "4")
     return s
+
+
+# A small GWAS on the small release: LDL in adults with a screening LDL, age + sex, 2 PCs,
+# MAF >= 0.02. The GWAS widget's test and the cluster test compare against it.
+SMALL_LDL_GWAS = {"trait": "ldl_cholesterol", "covariates": ["age", "female"], "pcs": 2,
+                  "qc": {"min_maf": 0.02}}
+
+
+@pytest.fixture(scope="session")
+def small_ldl_gwas_settings() -> dict:
+    return SMALL_LDL_GWAS
+
+
+@pytest.fixture(scope="session")
+def small_ldl_gwas(hail_session, small_release, tmp_path_factory):
+    """``run_gwas`` with SMALL_LDL_GWAS on local Hail (the :class:`genomics.study.Study`)."""
+    from cohort import io
+    from genomics.qc import QCParams
+    from genomics.study import run_gwas
+    from workbench import catalog
+
+    with catalog.open(small_release) as cat:
+        return run_gwas(io.load(Path(__file__).parents[1] / "examples/ldl_screened.json"), cat,
+                        trait=SMALL_LDL_GWAS["trait"], covariates=SMALL_LDL_GWAS["covariates"],
+                        pcs=SMALL_LDL_GWAS["pcs"], out=tmp_path_factory.mktemp("ldl") / "ldl",
+                        qc_params=QCParams(**SMALL_LDL_GWAS["qc"]))

@@ -274,11 +274,17 @@ def _cell(cell) -> int | str:
     return cell if isinstance(cell, int) else str(cell)
 
 
+ENGINE_HELP = ("duckdb, or spark: Spark SQL over the release's Parquet, local or on "
+               "$WORKBENCH_SPARK_MASTER (spark://host:7077, yarn); same results. "
+               "Default: $WORKBENCH_ENGINE, else duckdb.")
+
+
 @cohort_app.command("count")
 def cohort_count(
     definition: Path = typer.Argument(..., help="Definition JSON (ours or ATLAS)."),
     release: Path = typer.Option(DEFAULT_RELEASE, "--release", help="Release directory."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP, show_default=False),
 ) -> None:
     """Persons in the cohort and the attrition by inclusion rule (small cells hidden)."""
     from cohort.engine import run
@@ -287,7 +293,7 @@ def cohort_count(
     try:
         d = _definition(definition)
         with catalog.open(release) as cat:
-            res = run(d, cat)
+            res = run(d, cat, engine=engine)  # type: ignore[arg-type]
             att = res.attrition
     except WorkbenchError as e:
         _fail(e)
@@ -311,6 +317,7 @@ def cohort_members(
     definition: Path = typer.Argument(..., help="Definition JSON (ours or ATLAS)."),
     release: Path = typer.Option(DEFAULT_RELEASE, "--release", help="Release directory."),
     out: Path = typer.Option(..., "-o", "--out", help="Parquet file to write."),
+    engine: str = typer.Option(None, "--engine", help=ENGINE_HELP, show_default=False),
 ) -> None:
     """Write the cohort's rows (subject_id, cohort_start_date, cohort_end_date) to Parquet.
 
@@ -322,7 +329,7 @@ def cohort_members(
     try:
         d = _definition(definition)
         with catalog.open(release) as cat:
-            res = run(d, cat)
+            res = run(d, cat, engine=engine)  # type: ignore[arg-type]
             _ = res.members     # the controlled tier only (else AccessDenied, exit 1)
             record_action("export.members", res, cat=cat, detail={"file": str(out.resolve())})
     except WorkbenchError as e:

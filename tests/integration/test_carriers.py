@@ -114,7 +114,7 @@ def test_carriers_of_planted_variants_counted_by_the_cohort_library(built, small
     assert checked == 2 * len(planted) == 30
 
 
-def test_a_region_around_a_planted_variant(built, small_release, vcf_calls):
+def test_a_region_around_a_planted_variant(built, small_release, vcf_calls, spark):
     _, cat = built
     ids, samples, g = vcf_calls
     v = cat.manifest["truth"]["t2d"]["variants"][0]
@@ -130,3 +130,5 @@ def test_a_region_around_a_planted_variant(built, small_release, vcf_calls):
          .require("carries", carriers(region=f"{contig.removeprefix('chr')}:{lo}-{hi}"))
          .build())
     assert set(run(d, cat).members["subject_id"]) == want and want
+    # Spark reads the same carrier table (registered by cohort.backends)
+    assert set(run(d, cat, engine="spark", spark=spark).members["subject_id"]) == want

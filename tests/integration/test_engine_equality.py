@@ -82,6 +82,7 @@ def agree(d, cat, spark, pg) -> None:
     assert_frame_equal(on_spark.members, duck.members, check_dtypes=False)
     assert on_spark.step_persons == duck.step_persons
     assert on_spark.steps == duck.steps
+    assert (on_spark.engine, duck.engine) == ("spark", "duckdb")
     members, persons = run_on(pg, d, cat)
     assert_frame_equal(members, duck.members, check_dtypes=False)
     assert persons == duck.step_persons
@@ -128,3 +129,44 @@ def test_spark_backends_of_two_releases_and_a_data_url(small_release, spark, tmp
         assert files and all(f.startswith(copy.as_uri()) for f in files), files
         remote = run(d, cat, engine="spark", spark=be, cache="refresh")
         assert_frame_equal(remote.members, run(d, cat).members, check_dtypes=False)
+
+
+def test_cli_count_and_members_on_spark(small_release, spark, tmp_path):
+    """`workbench cohort count/members --engine spark` as a user runs them (in this
+    process, so on the Spark session Hail already runs): the same JSON and rows."""
+    import json
+
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from cohort import io
+    from workbench.cli import app
+
+    d = REALISTIC["hypertension, any of labs, censored at stroke"]
+    path = io.save(d, tmp_path / "d.json")
+    runner = CliRunner()
+    outs = {}
+    for engine in ("duckdb", "spark"):
+        res = runner.invoke(app, ["cohort", "count", str(path), "--release", str(small_release),
+                                  "--json", "--engine", engine])
+        assert res.exit_code == 0, res.output
+        outs[engine] = json.loads(res.stdout)
+        res = runner.invoke(app, ["cohort", "members", str(path), "--release",
+                                  str(small_release), "--engine", engine,
+                                  "-o", str(tmp_path / f"{engine}.parquet")])
+        assert res.exit_code == 0, res.output
+    assert outs["spark"] == outs["duckdb"] and outs["duckdb"]["attrition"][0]["persons"] > 100
+    assert pl.read_parquet(tmp_path / "spark.parquet").equals(
+        pl.read_parquet(tmp_path / "duckdb.parquet"))
+
+
+def test_workbench_engine_sets_the_default(small_release, spark, monkeypatch):
+    """A deployment sets $WORKBENCH_ENGINE=spark; notebooks calling ``run(d, cat)`` then
+    run on Spark, unchanged."""
+    d = REALISTIC["nested any of at least"]
+    with catalog.open(small_release) as cat:
+        duck = run(d, cat, cache="refresh")
+        monkeypatch.setenv("WORKBENCH_ENGINE", "spark")
+        res = run(d, cat, cache="refresh")
+    assert (res.engine, duck.engine) == ("spark", "duckdb")
+    assert_frame_equal(res.members, duck.members, check_dtypes=False)

@@ -17,8 +17,6 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from cohort import io
-from genomics.qc import QCParams
 from genomics.widgets import STEPS, GwasWidget
 from workbench import catalog
 
@@ -57,13 +55,10 @@ def clicked_run(hail_session, cat, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def direct(hail_session, cat, tmp_path_factory):
-    from genomics.study import run_gwas
-
-    return run_gwas(io.load(DEFINITION), cat, trait="ldl_cholesterol",
-                    covariates=["age", "female"], pcs=2,
-                    out=tmp_path_factory.mktemp("direct") / "ldl",
-                    qc_params=QCParams(min_maf=0.02))
+def direct(small_ldl_gwas):
+    """``run_gwas`` with the widget's settings (tests/conftest.py: shared with the
+    cluster test)."""
+    return small_ldl_gwas
 
 
 def test_widget_results_equal_run_gwas(clicked_run, direct):

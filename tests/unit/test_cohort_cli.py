@@ -79,3 +79,11 @@ def test_bad_definition_names_the_json_path(tmp_path, small_release):
     assert res.stderr.startswith(
         "error: inclusion_rules[1].group.items[0].window: window start 10 is after its end 1")
     assert "Traceback" not in res.output
+
+
+def test_count_refuses_an_unknown_engine(small_release, tmp_path):
+    path = io.save(DEF, tmp_path / "def.json")
+    res = runner.invoke(app, ["cohort", "count", str(path), "--release", str(small_release),
+                              "--engine", "oracle"])
+    assert res.exit_code == 2        # a usage error
+    assert "unknown engine 'oracle'" in res.output and "duckdb or spark" in res.output
