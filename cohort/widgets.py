@@ -37,6 +37,7 @@ True
 from __future__ import annotations
 
 import contextvars
+import functools
 import html
 import re
 import threading
@@ -82,15 +83,17 @@ class CohortBuilder(W.VBox):
     """Build a cohort in JupyterLab; see the module docstring.
 
     ``runner(definition, cat, policy=...)`` computes a result (default
-    :func:`cohort.engine.run`); ``debounce`` is the quiet time in seconds after an edit
-    before counting starts.
+    :func:`cohort.engine.run` on DuckDB, whatever ``$WORKBENCH_ENGINE`` says: live counts
+    need its per-edit cache and interrupts); ``debounce`` is the quiet time in seconds
+    after an edit before counting starts.
     """
 
     def __init__(self, cat: Catalog, definition: m.Cohort | None = None, *,
                  policy: SmallCellPolicy | None = None, debounce: float = 0.4,
-                 runner: Callable[..., CohortResult] = run) -> None:
+                 runner: Callable[..., CohortResult] | None = None) -> None:
         self.cat, self.policy = cat, policy or SmallCellPolicy()
-        self.debounce, self.runner = debounce, runner
+        self.debounce = debounce
+        self.runner = runner or functools.partial(run, engine="duckdb")
         self.result: CohortResult | None = None
         self.shown_generations: list[int] = []
         self.status = "idle"

@@ -85,12 +85,13 @@ def run_gwas(definition: m.Cohort | m.CohortSet, cat: Catalog, *, trait: str,
              cases: m.Cohort | m.CohortSet | None = None, test: Test = "wald",
              qc_params: QCParams | None = None, policy: SmallCellPolicy | None = None,
              progress: Say | None = None, warn: Say | None = None,
-             engine: Literal["duckdb", "spark"] = "duckdb") -> Study:
+             engine: Literal["duckdb", "spark"] | None = None) -> Study:
     """Cohort -> GWAS, files written atomically into ``out`` (see the module docstring).
 
     ``warn`` hears warnings as they arise (they are also in ``Study.warnings`` and
     ``qc.json``); counts in them pass the small-cell policy. ``engine`` runs the cohort
-    (:func:`cohort.engine.run`): "spark" in Hail's own Spark session (and cluster).
+    (:func:`cohort.engine.run`; default $WORKBENCH_ENGINE, else duckdb): "spark" runs it in
+    Hail's own Spark session (and cluster).
     """
     (study,) = run_gwas_traits(definition, cat, [TraitSpec(trait, out, cases)],
                                covariates=covariates, pcs=pcs, test=test, qc_params=qc_params,
@@ -103,7 +104,7 @@ def run_gwas_traits(definition: m.Cohort | m.CohortSet, cat: Catalog,
                     test: Test = "wald", qc_params: QCParams | None = None,
                     policy: SmallCellPolicy | None = None, progress: Say | None = None,
                     warn: Say | None = None,
-                    engine: Literal["duckdb", "spark"] = "duckdb") -> list[Study]:
+                    engine: Literal["duckdb", "spark"] | None = None) -> list[Study]:
     """Several GWAS of one cohort sharing the link, QC and PCA (which depend only on the
     cohort's samples): one :class:`Study` per trait, each as :func:`run_gwas` gives it.
     At most one trait may be binary (its cases are the linked ``case`` field).

@@ -183,6 +183,16 @@ def test_examples_count_like_engine_and_reference(make, cat, small_release, path
     assert w.count_text == policy.format(policy.count(members["subject_id"].n_unique()))
 
 
+def test_live_counts_stay_on_duckdb_when_spark_is_the_default(make, cat, monkeypatch):
+    """A cluster deployment sets $WORKBENCH_ENGINE=spark for batch runs; the builder's
+    live counts still run on DuckDB (its per-edit cache, interruptible)."""
+    monkeypatch.setenv("WORKBENCH_ENGINE", "spark")
+    w = make(T2D_WOMEN)
+    assert w.wait(60) and w.status == "done"
+    assert w.result.engine == "duckdb"
+    assert w.result.step_persons == run(T2D_WOMEN, cat, engine="duckdb").step_persons
+
+
 def test_small_cells_show_as_less_than_k(make, cat):
     policy = SmallCellPolicy(threshold=200)
     d = T2D_WOMEN
