@@ -73,10 +73,11 @@ class DifferencingGuard:
         it is withheld (the set is not remembered: it was not released)."""
         ids = np.unique(np.asarray(persons, dtype=np.int64))
         with self._lock:
-            known = self._known(release_id)
+            on_disk = self._on_disk(release_id)      # one listing of the project's sets
+            known = set(self._sets.get(release_id, {})) | {h for _, h, _ in on_disk}
             if definition_hash in known:
                 return None
-            for other, earlier in self._candidates(release_id, ids.size):
+            for other, earlier in self._candidates(release_id, ids.size, on_disk):
                 if other == definition_hash:
                     continue
                 d = np.setxor1d(ids, earlier, assume_unique=True).size
@@ -86,13 +87,15 @@ class DifferencingGuard:
             self._remember(release_id, definition_hash, ids)
         return None
 
-    def _known(self, release_id: str) -> set[str]:
-        names = set(self._sets.get(release_id, {}))
-        if self.folder is not None and (self.folder / release_id).is_dir():
-            names |= {p.stem.split("-", 1)[1] for p in (self.folder / release_id).glob("*.npy")}
-        return names
+    def _on_disk(self, release_id: str) -> list[tuple[int, str, Path]]:
+        """(size, definition hash, file) of each set the project keeps for the release."""
+        where = self.folder / release_id if self.folder is not None else None
+        if where is None or not where.is_dir():
+            return []
+        return [(int(p.stem.split("-", 1)[0]), p.stem.split("-", 1)[1], p)
+                for p in sorted(where.glob("*.npy"))]
 
-    def _candidates(self, release_id: str, size: int):
+    def _candidates(self, release_id: str, size: int, on_disk: list[tuple[int, str, Path]]):
         """Earlier sets whose size is within k of ``size`` (|A - B| <= |A xor B|)."""
         k = self.threshold
         seen = set()
@@ -100,11 +103,9 @@ class DifferencingGuard:
             seen.add(h)
             if abs(ids.size - size) < k:
                 yield h, ids
-        if self.folder is not None and (self.folder / release_id).is_dir():
-            for p in sorted((self.folder / release_id).glob("*.npy")):
-                n, h = p.stem.split("-", 1)
-                if h not in seen and abs(int(n) - size) < k:
-                    yield h, np.load(p).astype(np.int64)
+        for n, h, p in on_disk:
+            if h not in seen and abs(n - size) < k:
+                yield h, np.load(p).astype(np.int64)
 
     def _remember(self, release_id: str, definition_hash: str, ids: np.ndarray) -> None:
         if self.folder is not None:
