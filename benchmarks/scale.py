@@ -399,10 +399,15 @@ def main() -> None:
     ap.add_argument("--build-only", action="store_true")
     ap.add_argument("--work", type=Path, default=HERE / "work")
     ap.add_argument("--stem", default="scale")
+    ap.add_argument("--series", choices=("both", "persons", "lifelog"), default="both",
+                    help="run only one series")
+    ap.add_argument("--append", action="store_true",
+                    help="add to (or replace releases in) the existing results/STEM.json")
     args = ap.parse_args()
     persons = args.persons or [100_000, 300_000, 1_000_000]
     dense = args.lifelog or [(300_000, 365), (300_000, 730), (1_000_000, 730)]
-    plan = [(n, None, "persons") for n in persons] + [(n, d, "lifelog") for n, d in dense]
+    plan = ([(n, None, "persons") for n in persons] * (args.series != "lifelog")
+            + [(n, d, "lifelog") for n, d in dense] * (args.series != "persons"))
     t0 = time.perf_counter()
     if args.build_only:
         for n, d, _ in plan:
@@ -417,10 +422,23 @@ def main() -> None:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     rows: list[dict] = []
+    if args.append:
+        old = json.loads((out / f"{args.stem}.json").read_text())
+        runs = old["meta"].get("runs") or [{k: old["meta"][k] for k in ("date", "run_s")}]
+        meta = {**old["meta"], "runs": runs}
+        done = {(n, d) for n, d, _ in plan}
+        rows = [r for r in old["rows"] if (r["persons"], r["lifelog_days"]) not in done]
     for n, d, s in plan:    # the json and table are rewritten after each release
         rows.append(bench_release(args.work, n, d, s, args.repeat, args.timeout,
                                   not args.no_spark))
-        meta["run_s"] = round(time.perf_counter() - t0, 1)
+        rows.sort(key=lambda r: (r["series"] != "persons", r["persons"],
+                                 r["lifelog_days"] or 0))
+        if args.append:
+            meta["runs"] = [*runs, {"date": str(dt.date.today()),
+                                    "run_s": round(time.perf_counter() - t0, 1),
+                                    "releases": [f"{n}x{d or 'default'}" for n, d, _ in plan]}]
+        else:
+            meta["run_s"] = round(time.perf_counter() - t0, 1)
         (out / f"{args.stem}.json").write_text(json.dumps({"meta": meta, "rows": rows},
                                                           indent=2) + "\n")
         text = table(rows, meta)
