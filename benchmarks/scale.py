@@ -311,7 +311,59 @@ def table(rows: list[dict], meta: dict) -> str:
                 f"| {s['jvm_peak_rss_gb'] if s and s['status'] == 'ok' else '-'} GB "
                 f"| {_ratio(d, s)} | {_cell(d, 'characterize_s') if q == 'lifelog-only' else ''} "
                 f"| {f'{att[-1]:,}' if att else '-'} |")
-    return "\n".join(lines) + "\n"
+    notes = [f"Note: {n}" for n in meta.get("notes", [])]
+    return "\n".join(lines + ["", *notes, *[""] * bool(notes), *closing_note(rows, meta)]) \
+        + "\n"
+
+
+def _short(r: dict) -> str:
+    n = r["persons"]
+    who = f"{n / 1e6:g}M" if n >= 1e6 else f"{n / 1e3:g}k"
+    return f"{who} x {r['lifelog_days'] or 'default'} ({r['wearable_daily_rows'] / 1e6:,.0f}M rows)"
+
+
+def _size(r: dict) -> str:
+    days = f"{r['lifelog_days']} days" if r["lifelog_days"] else "default lifelog"
+    return f"{r['persons']:,} persons x {days} ({r['wearable_daily_rows'] / 1e6:,.0f}M rows)"
+
+
+def closing_note(rows: list[dict], meta: dict) -> list[str]:
+    """Where DuckDB stops being enough, from the rows: interactive (a count in < 1 s, the
+    cohort builder), batch (< 60 s), no out-of-memory or timeout; RSS against the RAM."""
+    out = ["## Where DuckDB stops being enough (measured)", "",
+           "Enough = interactive: warm count < 1 s (the cohort builder's edit -> count); "
+           "batch: any query, Table 1 included, < 60 s; and no out-of-memory or timeout. "
+           "Sizes: persons x lifelog days (wearable_daily rows).", ""]
+    ordered = sorted(rows, key=lambda r: (r["wearable_daily_rows"], r["persons"]))
+    for q, key in (("6-criterion", "warm_s"), ("lifelog-only", "warm_s"),
+                   ("lifelog-only", "characterize_s")):
+        label = "Table 1 of lifelog-only" if key == "characterize_s" else q
+        ok = [(r, r[f"duckdb {q}"]) for r in ordered if r[f"duckdb {q}"]["status"] == "ok"]
+        failed = [r for r in ordered if r[f"duckdb {q}"]["status"] != "ok"]
+        fast = ", ".join(_short(r) for r, m in ok if m[key] < 1) or "none"
+        slow = ", ".join(f"{_short(r)} ({m[key]:.2g} s)" for r, m in ok if m[key] >= 1) or "none"
+        over = [r for r, m in ok if m[key] >= 60]
+        text = f"- **{label}**: < 1 s at {fast}; >= 1 s at {slow}; "
+        text += (f">= 60 s at {', '.join(_short(r) for r in over)}" if over
+                 else "under 60 s at every size measured")
+        if failed:
+            text += "; " + ", ".join(f"{r[f'duckdb {q}']['status']} at {_short(r)}"
+                                     for r in failed)
+        out.append(text + ".")
+    rss = [(m["peak_rss_gb"], r) for r in rows for q in QUERIES
+           if (m := r[f"duckdb {q}"])["status"] == "ok"]
+    if rss:
+        top, r = max(rss, key=lambda x: x[0])
+        out.append(f"- **Memory**: DuckDB's peak RSS at most {top} GB ({_size(r)}) of "
+                   f"{meta['ram_gib']} GiB; builds at most "
+                   f"{max(r.get('build_peak_rss_gb', 0) for r in rows)} GB.")
+    ratios = [r[f"spark {q}"]["warm_s"] / r[f"duckdb {q}"]["warm_s"] for r in rows
+              for q in QUERIES if r.get(f"spark {q}") and r[f"spark {q}"]["status"] == "ok"
+              and r[f"duckdb {q}"]["status"] == "ok"]
+    if ratios:
+        out.append(f"- **Spark local[2]** is {min(ratios):.1f}x to {max(ratios):.0f}x slower "
+                   "than DuckDB on the same files and machine (never faster).")
+    return out
 
 
 def plot(rows: list[dict], html: Path, png: Path) -> None:
@@ -337,8 +389,13 @@ def plot(rows: list[dict], html: Path, png: Path) -> None:
                        if r.get(key) and r[key]["status"] == "ok" and mkey in r[key]]
                 if not pts:
                     continue
+                labelled = engine == "duckdb" and q == "6-criterion"   # sizes under it
                 fig.add_trace(go.Scatter(
-                    x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                    x=[p[0] for p in pts], y=[p[1] for p in pts],
+                    mode="lines+markers+text" if labelled else "lines+markers",
+                    text=[_short(r).split(" (")[0] for r in rs
+                          if r.get(key) and r[key]["status"] == "ok" and mkey in r[key]],
+                    textposition="bottom center", textfont={"size": 11}, cliponaxis=False,
                     name=f"{label}: {q}", legendgroup=f"{engine}{q}", showlegend=col == 1,
                     line={"color": color, "dash": dashes[q]}), row=1, col=col)
     ys = [y for t in fig.data for y in t.y] + [1, 60]
@@ -352,7 +409,8 @@ def plot(rows: list[dict], html: Path, png: Path) -> None:
                     text=["", text], textposition="top left", showlegend=False,
                     hoverinfo="skip", line={"color": "grey", "dash": "dot", "width": 1}),
                     row=1, col=col)
-        fig.update_xaxes(type="log", title_text=title, row=1, col=col)
+        fig.update_xaxes(type="log", title_text=title, row=1, col=col, range=[
+            math.log10(min(xs[col]) / 1.5), math.log10(max(xs[col]) * 1.5)] if xs[col] else None)
         fig.update_yaxes(type="log", title_text="warm latency (s)", row=1, col=col,
                          range=[math.log10(min(ys) / 2), math.log10(max(ys) * 2)])
     fig.update_layout(width=1400, height=600, template="plotly_white",
@@ -401,6 +459,10 @@ def main() -> None:
     ap.add_argument("--stem", default="scale")
     ap.add_argument("--series", choices=("both", "persons", "lifelog"), default="both",
                     help="run only one series")
+    ap.add_argument("--note", action="append", default=[],
+                    help="a line for the table's notes (kept in the json's meta)")
+    ap.add_argument("--render", action="store_true",
+                    help="only redraw results/STEM.md and .png from results/STEM.json")
     ap.add_argument("--append", action="store_true",
                     help="add to (or replace releases in) the existing results/STEM.json")
     args = ap.parse_args()
@@ -409,6 +471,15 @@ def main() -> None:
     plan = ([(n, None, "persons") for n in persons] * (args.series != "lifelog")
             + [(n, d, "lifelog") for n, d in dense] * (args.series != "persons"))
     t0 = time.perf_counter()
+    if args.render:
+        res = json.loads((HERE / "results" / f"{args.stem}.json").read_text())
+        if args.note:
+            res["meta"]["notes"] = [*res["meta"].get("notes", []), *args.note]
+            (HERE / "results" / f"{args.stem}.json").write_text(json.dumps(res, indent=2)
+                                                                 + "\n")
+        (HERE / "results" / f"{args.stem}.md").write_text(table(res["rows"], res["meta"]))
+        plot(res["rows"], args.work / f"{args.stem}.html", HERE / "results" / f"{args.stem}.png")
+        return
     if args.build_only:
         for n, d, _ in plan:
             print(ensure_release(args.work, n, d), flush=True)
