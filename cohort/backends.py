@@ -76,9 +76,8 @@ class SparkBackend:
 
     dialect = "spark"
 
-    def __init__(self, spark, location: str = "") -> None:
+    def __init__(self, spark) -> None:
         self.spark = spark
-        self.location = location     # where the executors read the tables from
 
     @classmethod
     def for_release(cls, cat: Catalog, *, spark=None, master: str | None = None,
@@ -111,7 +110,7 @@ class SparkBackend:
             # every executor can read, e.g. $WORKBENCH_CACHE on shared storage)
             spark.read.schema(spark_schema(CARRIER_SCHEMA)).parquet(str(carriers)) \
                 .createOrReplaceTempView(CARRIER_TABLE)
-        return cls(spark, base)
+        return cls(spark)
 
     def query(self, sql: str) -> pl.DataFrame:
         return pl.from_pandas(self.spark.sql(sql).toPandas())
